@@ -1,0 +1,191 @@
+// The audit log writer. Every state change appends its entry inside the SAME database transaction
+// as the change (`append(trx, …)`), so a change whose entry cannot be written is rolled back with
+// it: fail closed. Sensitive detail values (emails, IP addresses) are stored only as
+// HMAC-SHA256 under the audit key — searchable by value, not readable. Every `checkpointEvery`
+// entries (and on a timer, see `startCheckpointTimer`) the head is signed with the Ed25519
+// checkpoint key; checkpoints are also written to the log stream so a copy exists outside the DB.
+import { createHmac } from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import type { Kysely, Transaction } from 'kysely';
+import { AuditError, CustosError } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
+import { AuditRepository } from '../store/repositories/audit.ts';
+import type { Database } from '../store/schema.ts';
+import {
+  type ActorType,
+  type AuditEntry,
+  type AuditOutcome,
+  checkpointMessage,
+  entryHash,
+  GENESIS_HASH,
+  normalizeDetails,
+} from './chain.ts';
+
+export interface AuditActor {
+  type: ActorType;
+  id: string | null;
+}
+
+export interface AuditInput {
+  /** Owning organisation; null for installation-wide events (key rotation, bootstrap). */
+  orgId: string | null;
+  actor: AuditActor;
+  /** Dotted verb, e.g. `user.create`, `auth.login`, `api_key.revoke`. */
+  action: string;
+  target?: { type: string; id: string } | null;
+  outcome?: AuditOutcome;
+  requestId?: string | null;
+  /** Non-secret context. Never put passwords, tokens, keys or TOTP secrets here. */
+  details?: Record<string, unknown>;
+  /** Values stored only as `hmac-sha256:<hex>` under the audit key (e.g. email, ip). */
+  sensitive?: Record<string, string | null | undefined>;
+}
+
+export interface AuditLogOptions {
+  /** HMAC-SHA256 key for sensitive values (>= 32 bytes). */
+  hmacKey: Uint8Array;
+  /** Ed25519 secret key (32-byte seed) that signs checkpoints. */
+  checkpointKey: Uint8Array;
+  /** Sign a checkpoint every this many entries. */
+  checkpointEvery: number;
+  logger?: Logger;
+  /** For tests: the clock. */
+  now?: () => Date;
+}
+
+export class AuditLog {
+  readonly checkpointPublicKey: Uint8Array;
+  private readonly hmacKey: Uint8Array;
+  private readonly checkpointKey: Uint8Array;
+  private readonly every: bigint;
+  private readonly now: () => Date;
+
+  constructor(private readonly opts: AuditLogOptions) {
+    if (opts.hmacKey.length < 32) throw new TypeError('audit: hmacKey must be at least 32 bytes');
+    if (opts.checkpointKey.length !== 32) throw new TypeError('audit: checkpointKey must be 32 bytes');
+    if (!Number.isSafeInteger(opts.checkpointEvery) || opts.checkpointEvery < 1) {
+      throw new TypeError('audit: checkpointEvery must be a positive integer');
+    }
+    this.hmacKey = Uint8Array.from(opts.hmacKey);
+    this.checkpointKey = Uint8Array.from(opts.checkpointKey);
+    this.checkpointPublicKey = ed25519.getPublicKey(this.checkpointKey);
+    this.every = BigInt(opts.checkpointEvery);
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  /** `hmac-sha256:<hex>` of a sensitive value of detail `field` (what is stored, and what to search). */
+  protect(field: string, value: string): string {
+    const mac = createHmac('sha256', this.hmacKey)
+      .update(`custos/audit-field/v1\u0000${field}\u0000`)
+      .update(value)
+      .digest('hex');
+    return `hmac-sha256:${mac}`;
+  }
+
+  /**
+   * Appends one entry inside `trx` — the transaction that makes the change being recorded. Throws
+   * AuditError CUSTOS_AUDIT_UNAVAILABLE if it cannot; the caller's transaction then rolls back.
+   */
+  async append(trx: Transaction<Database>, input: AuditInput): Promise<AuditEntry> {
+    if (!trx.isTransaction) {
+      throw new AuditError('CUSTOS_INTERNAL', 'audit.append needs the transaction of the change it records');
+    }
+    try {
+      const repo = new AuditRepository(trx);
+      await repo.lockHead();
+      const head = await repo.head();
+      const entry = this.build(input, head ? head.seq + 1n : 1n, head?.hash ?? GENESIS_HASH);
+      await repo.insert(entry);
+      if (entry.seq % this.every === 0n) await this.writeCheckpoint(repo, entry.seq, entry.hash);
+      return entry;
+    } catch (e) {
+      throw new AuditError(
+        'CUSTOS_AUDIT_UNAVAILABLE',
+        'the audit entry could not be written; nothing was changed',
+        {
+          cause: e,
+          details: { action: input.action },
+        },
+      );
+    }
+  }
+
+  /** An entry that records no other change (e.g. a denied request): its own transaction. */
+  async record(db: Kysely<Database>, input: AuditInput): Promise<AuditEntry> {
+    try {
+      return await db.transaction().execute((trx) => this.append(trx, input));
+    } catch (e) {
+      if (e instanceof CustosError) throw e;
+      throw new AuditError('CUSTOS_AUDIT_UNAVAILABLE', 'the audit entry could not be written', { cause: e });
+    }
+  }
+
+  /** Builds entries (seq, hashes) without storing them — for bulk import and tests. */
+  build(input: AuditInput, seq: bigint, prevHash: string): AuditEntry {
+    const details = normalizeDetails(input.details ?? {});
+    for (const [k, v] of Object.entries(input.sensitive ?? {})) {
+      if (v !== undefined && v !== null) details[k] = this.protect(k, v);
+    }
+    const base = {
+      seq,
+      occurredAt: this.now(),
+      orgId: input.orgId,
+      actorType: input.actor.type,
+      actorId: input.actor.id,
+      action: input.action,
+      targetType: input.target?.type ?? null,
+      targetId: input.target?.id ?? null,
+      outcome: input.outcome ?? 'success',
+      requestId: input.requestId ?? null,
+      details,
+      prevHash,
+    };
+    return { ...base, hash: entryHash(base) };
+  }
+
+  /** Signs the current head if it has no checkpoint yet (the timer calls this). */
+  async checkpointNow(db: Kysely<Database>): Promise<{ seq: bigint; hash: string } | null> {
+    return db.transaction().execute(async (trx) => {
+      const repo = new AuditRepository(trx);
+      await repo.lockHead();
+      const head = await repo.head();
+      if (!head) return null;
+      const last = await repo.lastCheckpoint();
+      if (last && last.seq >= head.seq) return null;
+      await this.writeCheckpoint(repo, head.seq, head.hash);
+      return head;
+    });
+  }
+
+  /** Every `seconds`, checkpoint the head when it moved. Returns a stop function. */
+  startCheckpointTimer(db: Kysely<Database>, seconds: number): () => void {
+    const t = setInterval(() => {
+      this.checkpointNow(db).catch((err) => this.opts.logger?.error({ err }, 'audit checkpoint failed'));
+    }, seconds * 1000);
+    t.unref();
+    return () => clearInterval(t);
+  }
+
+  private async writeCheckpoint(repo: AuditRepository, seq: bigint, hash: string): Promise<void> {
+    const createdAt = this.now();
+    const signature = ed25519.sign(checkpointMessage(seq, hash, createdAt), this.checkpointKey);
+    const cp = {
+      seq,
+      hash,
+      createdAt,
+      publicKey: Buffer.from(this.checkpointPublicKey).toString('hex'),
+      signature: Buffer.from(signature).toString('hex'),
+    };
+    await repo.insertCheckpoint(cp);
+    this.opts.logger?.info(
+      {
+        stream: 'audit-checkpoint',
+        seq: seq.toString(),
+        hash,
+        createdAt: createdAt.toISOString(),
+        sig: cp.signature,
+      },
+      'audit checkpoint',
+    );
+  }
+}

@@ -1,0 +1,139 @@
+// `custos approve`: signs locally with an approver key file and submits only the signature.
+//   custos approve <txId> --key FILE [--reject]        approve (or reject) a withdrawal's intentHash
+//   custos approve --vault-policy <vaultId> --key FILE  owner: sign a vault's policy statement
+//   custos approve --endorse <approverKeyId> --key FILE owner: endorse an approver key
+//   custos approve --trust-owner --org ORG --key FILE   node operator (dev): make the local MPC
+//                                                       nodes trust this owner key for ORG
+// The API is --api URL (default: the running `custos dev`), the credential --token.
+// The private key never leaves this machine.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ConfigError, CustosError } from '../errors.ts';
+import { parseApproverKeyFile, signWithApproverKey } from '../identity/approver-keys.ts';
+import { approvalMessage, statementMessage } from '../mpc/authorizers/custody-evidence.ts';
+import { readDevInfo, writeAtomic } from '../roles/data-dir.ts';
+import { printJson } from './output.ts';
+
+interface ApproveOptions {
+  key: string;
+  reject?: boolean;
+  vaultPolicy?: string;
+  endorse?: string;
+  trustOwner?: boolean;
+  org?: string;
+  api?: string;
+  token?: string;
+  dataDir: string;
+  json?: boolean;
+}
+
+export function registerApproveCommands(program: Command): void {
+  program
+    .command('approve [txId]')
+    .description('sign a withdrawal approval (or a governance statement) locally and submit it')
+    .requiredOption('--key <file>', 'approver key file (custos keys approver-init)')
+    .option('--reject', 'reject instead of approve')
+    .option('--vault-policy <vaultId>', 'owner: sign this vault’s policy')
+    .option('--endorse <approverKeyId>', 'owner: endorse this approver key')
+    .option('--trust-owner', 'dev node operator: trust this key as an owner key of --org on the local nodes')
+    .option('--org <orgId>', 'organisation (with --trust-owner)')
+    .option('--api <url>', 'API base URL (default: the running custos dev)')
+    .option('--token <token>', 'access token or API key')
+    .option('--data-dir <dir>', 'data directory of custos dev', './.custos')
+    .option('--json', 'machine-readable output')
+    .action(async (txId: string | undefined, o: ApproveOptions) => {
+      const key = parseApproverKeyFile(readFileSync(resolve(o.key), 'utf8'));
+      if (o.trustOwner) {
+        if (!o.org) throw new ConfigError('CUSTOS_VALIDATION', '--trust-owner needs --org');
+        const file = join(resolve(o.dataDir), 'mpc', 'trusted-owners.json');
+        const j = existsSync(file)
+          ? (JSON.parse(readFileSync(file, 'utf8')) as { orgs: Record<string, string[]> })
+          : { orgs: {} };
+        const list = new Set(j.orgs[o.org] ?? []);
+        list.add(key.publicKey);
+        j.orgs[o.org] = [...list];
+        writeAtomic(file, `${JSON.stringify(j, null, 2)}\n`, 0o644);
+        return out(o, { trusted: key.publicKey, org: o.org, file });
+      }
+      const api = apiOf(o);
+      const token = o.token;
+      if (!token) throw new ConfigError('CUSTOS_VALIDATION', 'give --token (an access token or API key)');
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(`${api}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+        const j = (await res.json()) as Record<string, unknown>;
+        if (!res.ok) {
+          const e = j['error'] as { code?: string; message?: string } | undefined;
+          throw new CustosError(
+            (e?.code ?? 'CUSTOS_INTERNAL') as 'CUSTOS_INTERNAL',
+            e?.message ?? `HTTP ${res.status}`,
+          );
+        }
+        return j;
+      };
+      if (o.vaultPolicy) {
+        const v = await call('GET', `/v1/vaults/${encodeURIComponent(o.vaultPolicy)}`);
+        const signature = signWithApproverKey(key, statementMessage(v['policy'] as never));
+        const r = await call('POST', `/v1/vaults/${encodeURIComponent(o.vaultPolicy)}/policy-signature`, {
+          publicKey: key.publicKey,
+          signature,
+        });
+        return out(o, { vaultId: r['id'], policySigned: r['policySigned'] });
+      }
+      if (o.endorse) {
+        const path = `/v1/approver-keys/${encodeURIComponent(o.endorse)}`;
+        const statement = await call('GET', `${path}/endorsement-statement`);
+        const signature = signWithApproverKey(key, statementMessage(statement as never));
+        const r = await call('POST', `${path}/endorsement`, { publicKey: key.publicKey, signature });
+        return out(o, { approverKeyId: r['approverKeyId'], endorsed: true });
+      }
+      if (!txId)
+        throw new ConfigError('CUSTOS_VALIDATION', 'give a transaction id (or --vault-policy / --endorse)');
+      const tx = await call('GET', `/v1/transactions/${encodeURIComponent(txId)}`);
+      const hash = String(tx['intentHash']);
+      const decision = o.reject ? 'reject' : 'approve';
+      const signature = signWithApproverKey(key, approvalMessage(decision, hash));
+      const r = await call(
+        'POST',
+        `/v1/transactions/${encodeURIComponent(txId)}/${o.reject ? 'rejections' : 'approvals'}`,
+        {
+          intentHash: hash,
+          publicKey: key.publicKey,
+          signature,
+        },
+      );
+      return out(o, {
+        transactionId: txId,
+        decision,
+        intentHash: hash,
+        state: r['state'],
+        destination: tx['destination'],
+        amount: tx['amount'],
+        asset: tx['asset'],
+      });
+    });
+}
+
+function apiOf(o: ApproveOptions): string {
+  if (o.api) return o.api.replace(/\/$/, '');
+  const dev = readDevInfo(resolve(o.dataDir));
+  if (!dev) throw new ConfigError('CUSTOS_VALIDATION', 'no running custos dev found: give --api URL');
+  return dev.api;
+}
+
+function out(o: ApproveOptions, value: Record<string, unknown>): void {
+  if (o.json) printJson(value);
+  else
+    process.stdout.write(
+      `${Object.entries(value)
+        .map(([k, v]) => `${k.padEnd(14)} ${String(v)}`)
+        .join('\n')}\n`,
+    );
+}

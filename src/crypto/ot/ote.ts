@@ -1,0 +1,181 @@
+// OT extension: KOS15 (ePrint 2015/546, corrected version, Fig. 10), which is SoftSpokenOT
+// (ePrint 2022/192) with k = 1, including its consistency check. As DKLs23 §5 suggests, the check's
+// challenge comes from Fiat–Shamir over the receiver's matrix (no extra round). One extension yields
+// XI random OTs on KAPPA-bit strings; the multiplication (mul.ts) hashes them into scalar pads.
+//
+// Conventions: bit i of a byte string is (b[i >> 3] >> (i & 7)) & 1. The receiver's matrix is
+// stored column-wise: KAPPA columns of M bits. GF(2^128) uses x^128 + x^7 + x^2 + x + 1.
+import { createHash, randomBytes } from 'node:crypto';
+import { KAPPA, KAPPA_BYTES, SEED_BYTES, VerifyError } from './base-ot.ts';
+import { ctEqual, Reader, taggedHash, Writer } from './encoding.ts';
+
+/** OTs per extension: DKLs19 ξ = κ_q + 2s with κ_q = 256 (log q) and s = 80 statistical. */
+export const XI = 416;
+/** Extended length M: XI plus a random pad of ≥ 128 + 80 bits that masks the check values. */
+export const M = 640;
+const M_BYTES = M / 8;
+const CHUNKS = M / 128;
+
+export const OTE_MESSAGE_BYTES = KAPPA * M_BYTES + 16 + KAPPA * 16;
+
+function prg(ctx: Uint8Array, seed: Uint8Array): Buffer {
+  return createHash('shake256', { outputLength: M_BYTES })
+    .update('custos/ote/prg')
+    .update(ctx)
+    .update(seed)
+    .digest();
+}
+
+// ---- GF(2^128) on four little-endian uint32 words ------------------------------------------------
+
+function gfMulAcc(acc: Uint32Array, a: Uint32Array, ao: number, b: Uint32Array, bo: number): void {
+  let v0 = a[ao]!;
+  let v1 = a[ao + 1]!;
+  let v2 = a[ao + 2]!;
+  let v3 = a[ao + 3]!;
+  let r0 = 0;
+  let r1 = 0;
+  let r2 = 0;
+  let r3 = 0;
+  for (let w = 0; w < 4; w++) {
+    let bw = b[bo + w]!;
+    for (let k = 0; k < 32; k++) {
+      if (bw & 1) {
+        r0 ^= v0;
+        r1 ^= v1;
+        r2 ^= v2;
+        r3 ^= v3;
+      }
+      bw >>>= 1;
+      const carry = v3 >>> 31;
+      v3 = (v3 << 1) | (v2 >>> 31);
+      v2 = (v2 << 1) | (v1 >>> 31);
+      v1 = (v1 << 1) | (v0 >>> 31);
+      v0 = (v0 << 1) ^ (carry * 0x87);
+    }
+  }
+  acc[0] = acc[0]! ^ r0;
+  acc[1] = acc[1]! ^ r1;
+  acc[2] = acc[2]! ^ r2;
+  acc[3] = acc[3]! ^ r3;
+}
+
+const words = (b: Uint8Array): Uint32Array => {
+  const c = new Uint8Array(b); // copy: aligned, and ours
+  return new Uint32Array(c.buffer, 0, c.length >> 2);
+};
+
+/** Universal hash of one M-bit column: Σ_c χ_c · y_c over GF(2^128). */
+function hashColumn(chi: Uint32Array, col: Uint32Array, off: number): Uint32Array {
+  const acc = new Uint32Array(4);
+  for (let c = 0; c < CHUNKS; c++) gfMulAcc(acc, col, off + 4 * c, chi, 4 * c);
+  return acc;
+}
+
+function challenge(ctx: Uint8Array, u: Uint8Array): Uint32Array {
+  const seed = taggedHash('ote/chi', ctx, u);
+  const out = createHash('shake256', { outputLength: CHUNKS * 16 })
+    .update(seed)
+    .digest();
+  return words(out);
+}
+
+/** First XI rows (KAPPA bits each) of a column-major KAPPA × M bit matrix. */
+function transposeRows(cols: Uint8Array): Uint8Array {
+  const rows = new Uint8Array(XI * KAPPA_BYTES);
+  for (let i = 0; i < KAPPA; i++) {
+    const byte = i >> 3;
+    const mask = 1 << (i & 7);
+    const base = i * M_BYTES;
+    for (let jb = 0; jb < XI / 8; jb++) {
+      let v = cols[base + jb]!;
+      let j = jb * 8;
+      while (v) {
+        if (v & 1) rows[j * KAPPA_BYTES + byte]! |= mask;
+        v >>= 1;
+        j++;
+      }
+    }
+  }
+  return rows;
+}
+
+/** Receiver side of one extension (DKLs23's Bob). `choices` are XI bits. */
+export function oteReceiverExtend(
+  ctx: Uint8Array,
+  seeds0: Uint8Array,
+  seeds1: Uint8Array,
+  choices: Uint8Array,
+): { message: Uint8Array; rows: Uint8Array } {
+  if (choices.length !== XI / 8) throw new Error('ote: choices length');
+  const x = new Uint8Array(M_BYTES);
+  x.set(choices, 0);
+  x.set(randomBytes(M_BYTES - XI / 8), XI / 8);
+  const t0 = new Uint8Array(KAPPA * M_BYTES);
+  const u = new Uint8Array(KAPPA * M_BYTES);
+  for (let i = 0; i < KAPPA; i++) {
+    const a = prg(ctx, seeds0.subarray(i * SEED_BYTES, (i + 1) * SEED_BYTES));
+    const b = prg(ctx, seeds1.subarray(i * SEED_BYTES, (i + 1) * SEED_BYTES));
+    const o = i * M_BYTES;
+    t0.set(a, o);
+    for (let k = 0; k < M_BYTES; k++) u[o + k] = a[k]! ^ b[k]! ^ x[k]!;
+    a.fill(0);
+    b.fill(0);
+  }
+  // KOS15 Fig. 10 "Check correlation": x̃ = h(x), t̃_i = h(t_i), with h keyed by FS(u).
+  const chi = challenge(ctx, u);
+  const w = new Writer().bytes(u);
+  const xw = words(x);
+  w.bytes(new Uint8Array(hashColumn(chi, xw, 0).buffer));
+  const tw = words(t0);
+  for (let i = 0; i < KAPPA; i++) w.bytes(new Uint8Array(hashColumn(chi, tw, i * (M_BYTES / 4)).buffer));
+  const rows = transposeRows(t0);
+  t0.fill(0);
+  tw.fill(0);
+  x.fill(0);
+  xw.fill(0);
+  return { message: w.finish(), rows };
+}
+
+/**
+ * Sender side (DKLs23's Alice): check the receiver's correlation and return the XI rows q_j, where
+ * q_j = t_j ⊕ x_j·Δ. Throws VerifyError naming nothing (the caller knows who sent it).
+ */
+export function oteSenderReceive(
+  ctx: Uint8Array,
+  delta: Uint8Array,
+  seeds: Uint8Array,
+  message: Uint8Array,
+): Uint8Array {
+  const r = new Reader(message, 'ote');
+  const u = r.bytes(KAPPA * M_BYTES, 'u');
+  const xt = words(r.bytes(16, 'x~'));
+  const tt = words(r.bytes(KAPPA * 16, 't~'));
+  r.end();
+  const q = new Uint8Array(KAPPA * M_BYTES);
+  for (let i = 0; i < KAPPA; i++) {
+    const t = prg(ctx, seeds.subarray(i * SEED_BYTES, (i + 1) * SEED_BYTES));
+    const o = i * M_BYTES;
+    if ((delta[i >> 3]! >> (i & 7)) & 1) for (let k = 0; k < M_BYTES; k++) q[o + k] = t[k]! ^ u[o + k]!;
+    else q.set(t, o);
+    t.fill(0);
+  }
+  const chi = challenge(ctx, u);
+  const qw = words(q);
+  let bad = 0;
+  for (let i = 0; i < KAPPA; i++) {
+    const hq = hashColumn(chi, qw, i * (M_BYTES / 4));
+    const d = (delta[i >> 3]! >> (i & 7)) & 1;
+    for (let k = 0; k < 4; k++) bad |= hq[k]! ^ tt[4 * i + k]! ^ (d ? xt[k]! : 0);
+  }
+  qw.fill(0);
+  if (bad !== 0) {
+    q.fill(0);
+    throw new VerifyError('ote: KOS consistency check failed');
+  }
+  const rows = transposeRows(q);
+  q.fill(0);
+  return rows;
+}
+
+export { ctEqual, KAPPA, KAPPA_BYTES };

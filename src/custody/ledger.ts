@@ -1,0 +1,139 @@
+// The double-entry ledger. Amounts are bigint base units; every journal entry's postings sum to
+// zero per asset; entries and postings are immutable (the database refuses UPDATE/DELETE), so a
+// correction is a new entry. Accounts:
+//   per address × asset   available  spendable
+//                         pending    deposits seen on chain, not yet deep enough
+//                         reserved   withdrawals in flight (amount + maximum fee)
+//   per org × asset       external   the outside world (deposits come from it, withdrawals go to it)
+//                         fees       network fees paid
+// So deposit detected: external → pending; confirmed: pending → available; withdrawal created:
+// available → reserved; completed: reserved → external (+ fees, and any unused fee back to
+// available); failed/cancelled/rejected/expired: reserved → available. The sum of all balances of
+// an organisation is always zero.
+import { randomUUID } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import { CustosError } from '../errors.ts';
+import { type AccountKind, LedgerRepository } from '../store/repositories/custody.ts';
+import type { Database } from '../store/schema.ts';
+
+export interface AccountRef {
+  orgId: string;
+  assetId: string;
+  kind: AccountKind;
+  walletId: string | null;
+  addressId: string | null;
+}
+
+export interface Posting {
+  account: AccountRef;
+  /** Signed amount; the postings of one entry sum to zero per asset. */
+  amount: bigint;
+}
+
+export interface JournalInput {
+  orgId: string;
+  kind: string;
+  ref: { type: string; id: string };
+  postings: Posting[];
+}
+
+export function addressAccount(
+  orgId: string,
+  assetId: string,
+  kind: 'available' | 'pending' | 'reserved',
+  walletId: string,
+  addressId: string,
+): AccountRef {
+  return { orgId, assetId, kind, walletId, addressId };
+}
+
+export function orgAccount(orgId: string, assetId: string, kind: 'external' | 'fees'): AccountRef {
+  return { orgId, assetId, kind, walletId: null, addressId: null };
+}
+
+export function ledgerAccountId(a: AccountRef): string {
+  return `la_${a.orgId}_${a.assetId}_${a.kind}_${a.addressId ?? 'org'}`;
+}
+
+export class Ledger {
+  /** Writes one balanced, immutable entry inside `trx` and updates the cached balances. */
+  async post(trx: Transaction<Database>, input: JournalInput): Promise<string> {
+    const sums = new Map<string, bigint>();
+    for (const p of input.postings) {
+      if (typeof p.amount !== 'bigint') throw new TypeError('ledger: amounts are bigint');
+      sums.set(p.account.assetId, (sums.get(p.account.assetId) ?? 0n) + p.amount);
+    }
+    for (const [asset, s] of sums) {
+      if (s !== 0n) {
+        throw new CustosError(
+          'CUSTOS_INTERNAL',
+          `ledger: entry ${input.kind} does not balance for ${asset} (${s})`,
+        );
+      }
+    }
+    const repo = new LedgerRepository(trx);
+    const id = `je_${randomUUID()}`;
+    await repo.insertEntry({
+      id,
+      orgId: input.orgId,
+      kind: input.kind,
+      refType: input.ref.type,
+      refId: input.ref.id,
+    });
+    const deltas = new Map<string, bigint>();
+    const accounts = new Map<string, AccountRef>();
+    const rows: { entryId: string; accountId: string; amount: bigint }[] = [];
+    for (const p of input.postings) {
+      if (p.amount === 0n) continue;
+      const accountId = ledgerAccountId(p.account);
+      accounts.set(accountId, p.account);
+      rows.push({ entryId: id, accountId, amount: p.amount });
+      deltas.set(accountId, (deltas.get(accountId) ?? 0n) + p.amount);
+    }
+    if (rows.length === 0) return id;
+    // Four statements per entry: entry, missing accounts, postings, balances (rows in id order).
+    await repo.ensureAccounts([...accounts].map(([accountId, a]) => ({ id: accountId, ...a })));
+    await repo.insertPostings(rows);
+    // Row locks always in account-id order, in every transaction that moves money: no deadlocks.
+    await repo.lockAccounts([...deltas.keys()].sort());
+    await repo.addToBalances([...deltas].filter(([, d]) => d !== 0n).sort(([a], [b]) => a.localeCompare(b)));
+    return id;
+  }
+
+  /** Locks the account row until the transaction ends and returns its balance. */
+  async lockBalance(trx: Transaction<Database>, account: AccountRef): Promise<bigint> {
+    return (await new LedgerRepository(trx).account(account, true)).balance;
+  }
+}
+
+export interface BalanceView {
+  assetId: string;
+  available: string;
+  pending: string;
+  reserved: string;
+  total: string;
+}
+
+/** Sums per asset of accounts (address accounts of a wallet, or one address). */
+export function balanceViews(
+  rows: { asset_id: string; kind: string; balance: bigint; address_id: string | null }[],
+  addressId?: string,
+): BalanceView[] {
+  const by = new Map<string, { available: bigint; pending: bigint; reserved: bigint }>();
+  for (const r of rows) {
+    if (addressId && r.address_id !== addressId) continue;
+    if (r.kind !== 'available' && r.kind !== 'pending' && r.kind !== 'reserved') continue;
+    const b = by.get(r.asset_id) ?? { available: 0n, pending: 0n, reserved: 0n };
+    b[r.kind] += r.balance;
+    by.set(r.asset_id, b);
+  }
+  return [...by.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([assetId, b]) => ({
+      assetId,
+      available: b.available.toString(),
+      pending: b.pending.toString(),
+      reserved: b.reserved.toString(),
+      total: (b.available + b.pending + b.reserved).toString(),
+    }));
+}

@@ -1,0 +1,930 @@
+// Withdrawals: intent → screening → approvals → signing → broadcast → confirmations → settlement.
+//
+//   create   one DB transaction: idempotency record, source address chosen and funds reserved
+//            (available → reserved, the account rows locked FOR UPDATE so concurrent withdrawals can
+//            never overdraw), the canonical intent and its intentHash, created → screening →
+//            pending_approval | approved | rejected, each transition audited with its actor.
+//   approve  an Ed25519 signature over intentHash by an approver key of the caller (never the
+//            initiator); when the vault's required approvals are in, → approved by itself.
+//   process  (worker) approved → signing: the chain adapter builds the transaction; the coordinator
+//            asks the MPC nodes to sign with the evidence attached (intent, unsigned transaction,
+//            owner-signed vault policy, approvals with their owner endorsements) — every node checks
+//            it itself; → broadcast.
+//   advance  (chain watcher) broadcast → confirming → completed; the reservation is settled.
+// Terminal failures (rejected, cancelled, expired, failed) give the reservation back.
+import { createHash, randomUUID } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import type { AuditActor } from '../audit/log.ts';
+import { withNonceTransaction } from '../chains/evm/nonce-store-pg.ts';
+import type { ChainSignature, UnsignedTransaction } from '../chains/types.ts';
+import { CustodyError, CustosError, NotFoundError, ValidationError } from '../errors.ts';
+import type { Principal, RequestContext } from '../identity/principal.ts';
+import { assertNotInitiator } from '../identity/rbac.ts';
+import {
+  approvalMessage,
+  CUSTODY_EVIDENCE_KIND,
+  type CustodyEvidence,
+  canonicalJson,
+  type Decision,
+  type EndorsementStatement,
+  fromJsonSafe,
+  type Intent,
+  intentHash,
+  toJsonSafe,
+  type VaultPolicyStatement,
+  verifyEd25519,
+} from '../mpc/authorizers/custody-evidence.ts';
+import {
+  type AddressRow,
+  type ApprovalRow,
+  EndorsementRepository,
+  TransactionRepository,
+  type TransactionRow,
+  WalletRepository,
+} from '../store/repositories/custody.ts';
+import { IdempotencyRepository } from '../store/repositories/idempotency.ts';
+import { ApproverKeyRepository } from '../store/repositories/identity.ts';
+import type { Database } from '../store/schema.ts';
+import { addressAccount, Ledger, orgAccount } from './ledger.ts';
+import { screenWithdrawal } from './policy.ts';
+import { assetId, type CustodyService } from './service.ts';
+import { assertTransition, RELEASING, type TxState } from './state-machine.ts';
+
+export const WORKER: AuditActor = { type: 'service', id: 'custody-worker' };
+export const WATCHER: AuditActor = { type: 'service', id: 'chain-watcher' };
+
+export interface CreateWithdrawalInput {
+  walletId: string;
+  asset: string;
+  destination: string;
+  amount: string;
+  feePolicy?: { speed?: 'normal' | 'fast' | undefined } | undefined;
+  memo?: string | undefined;
+  expiresInSeconds?: number | undefined;
+}
+
+export interface ApprovalView {
+  id: string;
+  userId: string;
+  approverKeyId: string;
+  decision: Decision;
+  intentHash: string;
+  valid: boolean;
+  createdAt: string;
+}
+
+export interface TransactionView {
+  id: string;
+  orgId: string;
+  walletId: string;
+  vaultId: string;
+  network: string;
+  asset: string;
+  source: string;
+  destination: string;
+  amount: string;
+  feeReserved: string;
+  feePaid: string | null;
+  state: TxState;
+  intent: Intent;
+  intentHash: string;
+  requiredApprovals: number;
+  approvals: ApprovalView[];
+  screening: Record<string, unknown> | null;
+  chainTxId: string | null;
+  confirmations: number;
+  failure: string | null;
+  expiresAt: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface WithdrawalSettings {
+  /** Default intent lifetime. */
+  defaultTtlSeconds: number;
+  idempotencyTtlMs: number;
+  /** MPC signing timeout per attempt. */
+  signTimeoutMs?: number;
+}
+
+const sha256hex = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+function notFound(): NotFoundError {
+  return new NotFoundError('CUSTOS_NOT_FOUND', 'transaction not found');
+}
+
+export class WithdrawalService {
+  readonly #ledger = new Ledger();
+  readonly #inflight = new Set<string>();
+  readonly #idle = new Set<() => void>();
+  #stopped = false;
+
+  constructor(
+    private readonly custody: CustodyService,
+    private readonly settings: WithdrawalSettings,
+  ) {}
+
+  private get db() {
+    return this.custody.db;
+  }
+  private get audit() {
+    return this.custody.deps.audit;
+  }
+  private get log() {
+    return this.custody.deps.logger;
+  }
+
+  // ---------- create ----------
+
+  async create(
+    p: Principal,
+    ctx: RequestContext,
+    idempotencyKey: string | undefined,
+    input: CreateWithdrawalInput,
+  ): Promise<{ status: number; body: TransactionView; replayed: boolean }> {
+    if (!idempotencyKey || !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+      throw new ValidationError('CUSTOS_IDEMPOTENCY_KEY_REQUIRED', 'Idempotency-Key header is required');
+    }
+    const scope = `org:${p.orgId}:${p.environment}:POST /v1/transactions`;
+    const requestHash = sha256hex(canonicalJson(input));
+    const replay = async () => {
+      const hit = await new IdempotencyRepository(this.db).lookup(scope, idempotencyKey, requestHash);
+      if (hit.kind === 'mismatch') {
+        throw new CustosError(
+          'CUSTOS_IDEMPOTENCY_MISMATCH',
+          'this Idempotency-Key was used with a different body',
+        );
+      }
+      return hit.kind === 'hit'
+        ? { status: hit.record.statusCode, body: hit.record.responseBody as TransactionView, replayed: true }
+        : undefined;
+    };
+    const earlier = await replay();
+    if (earlier) return earlier;
+
+    const w = await this.custody.walletRow(p.orgId, input.walletId);
+    const chain = this.custody.chain(w.network);
+    const asset = await this.custody.asset(assetId(w.network, input.asset));
+    const chainAsset = chain.asset(asset.symbol);
+    const dest = chain.validateAddress(input.destination);
+    if (!dest.valid) {
+      throw new ValidationError('CUSTOS_CHAIN_INVALID_ADDRESS', `destination: ${dest.reason}`, {
+        details: { field: 'destination' },
+      });
+    }
+    if (!/^[0-9]{1,78}$/.test(input.amount) || BigInt(input.amount) <= 0n) {
+      throw new ValidationError('CUSTOS_VALIDATION', 'amount must be a positive integer in base units');
+    }
+    const amount = BigInt(input.amount);
+    const native = chain.assets.find((a) => a.kind === 'native') ?? chainAsset;
+    const nativeId = assetId(w.network, native.symbol);
+    const addresses = await new WalletRepository(this.db).addresses(w.id);
+    if (addresses.length === 0)
+      throw new CustodyError('CUSTOS_INSUFFICIENT_FUNDS', 'the wallet has no address');
+    const fee = await chain.estimateFee({
+      from: addresses[0]!.address,
+      to: dest.address!,
+      asset: chainAsset,
+      amount,
+      fee: { speed: input.feePolicy?.speed ?? 'normal' },
+    });
+    const maxFee = fee.max;
+    const ttl = Math.min(input.expiresInSeconds ?? this.settings.defaultTtlSeconds, 7 * 24 * 3600);
+    const vault = await this.custody.vaultRow(p.orgId, w.vault_id);
+    const now = new Date();
+    const id = `tx_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+
+    try {
+      return await this.custody.write(async (trx) => {
+        // Reserve: the first address (by index) whose available balance covers amount (+ fee).
+        let source: AddressRow | undefined;
+        for (const a of addresses) {
+          const acct = (k: string) => addressAccount(p.orgId, k, 'available', w.id, a.id);
+          const have = await this.#ledger.lockBalance(trx, acct(asset.id));
+          const haveNative =
+            nativeId === asset.id ? have : await this.#ledger.lockBalance(trx, acct(nativeId));
+          const ok = nativeId === asset.id ? have >= amount + maxFee : have >= amount && haveNative >= maxFee;
+          if (ok) {
+            source = a;
+            break;
+          }
+        }
+        if (!source) {
+          throw new CustodyError(
+            'CUSTOS_INSUFFICIENT_FUNDS',
+            `no address of wallet ${w.id} has ${amount} ${asset.symbol} plus a fee of up to ${maxFee} available`,
+            { details: { amount: amount.toString(), maxFee: maxFee.toString() } },
+          );
+        }
+        const intent: Intent = {
+          v: 1,
+          type: 'withdrawal',
+          transactionId: id,
+          orgId: p.orgId,
+          vaultId: vault.id,
+          walletId: w.id,
+          network: w.network,
+          asset: { symbol: asset.symbol, decimals: asset.decimals, contract: asset.contract },
+          source: { address: source.address, path: source.path },
+          destination: dest.address!,
+          amount: amount.toString(),
+          feePolicy: { speed: input.feePolicy?.speed ?? 'normal', maxFee: maxFee.toString() },
+          memo: input.memo ?? '',
+          initiator: { type: p.actor.type, id: p.actor.id, userId: p.userId },
+          createdAt: now.toISOString(),
+          expiresAt: new Date(now.getTime() + ttl * 1000).toISOString(),
+        };
+        const hash = intentHash(intent);
+        const repo = new TransactionRepository(trx);
+        let tx = await repo.insert({
+          id,
+          org_id: p.orgId,
+          environment: p.environment,
+          wallet_id: w.id,
+          vault_id: vault.id,
+          address_id: source.id,
+          network: w.network,
+          asset_id: asset.id,
+          destination: dest.address!,
+          amount,
+          fee_reserved: maxFee,
+          fee_paid: null,
+          intent: JSON.stringify(intent),
+          intent_hash: hash,
+          state: 'created',
+          required_approvals: 0,
+          screening: null,
+          initiator_type: p.actor.type,
+          initiator_id: p.actor.id,
+          initiator_user_id: p.userId,
+          expires_at: new Date(intent.expiresAt),
+          unsigned_tx: null,
+          chain_tx_id: null,
+          signed_raw: null,
+          failure: null,
+        });
+        await this.#ledger.post(trx, {
+          orgId: p.orgId,
+          kind: 'withdrawal.reserve',
+          ref: { type: 'transaction', id },
+          postings: this.#reservePostings(tx, nativeId, -1n),
+        });
+        await this.audit.append(trx, {
+          orgId: p.orgId,
+          actor: p.actor,
+          action: 'transaction.create',
+          target: { type: 'transaction', id },
+          requestId: ctx.requestId,
+          details: {
+            intentHash: hash,
+            walletId: w.id,
+            network: w.network,
+            asset: asset.symbol,
+            amount: amount.toString(),
+            destination: dest.address!,
+            source: source.address,
+            maxFee: maxFee.toString(),
+            state: 'created',
+          },
+        });
+        tx = await this.#transition(trx, tx, 'screening', p.actor, ctx.requestId);
+        const s = screenWithdrawal({
+          tier: vault.tier as 'hot' | 'warm' | 'cold',
+          vaultRequiredApprovals: vault.required_approvals,
+          hotLimit: w.hot_limit,
+          amount,
+        });
+        tx = await repo.update(id, { screening: JSON.stringify(s), required_approvals: s.requiredApprovals });
+        tx = await this.#transition(
+          trx,
+          tx,
+          s.outcome === 'reject' ? 'rejected' : s.outcome === 'approve' ? 'approved' : 'pending_approval',
+          { type: 'service', id: 'screening' },
+          ctx.requestId,
+          { outcome: s.outcome, requiredApprovals: s.requiredApprovals, reasons: s.reasons },
+        );
+        const body = this.#view(tx, []);
+        const saved = await new IdempotencyRepository(trx).save({
+          scope,
+          key: idempotencyKey,
+          requestHash,
+          statusCode: 201,
+          responseBody: body,
+          ttlMs: this.settings.idempotencyTtlMs,
+        });
+        if (!saved) throw new IdempotencyRace();
+        return { status: 201, body, replayed: false };
+      });
+    } catch (e) {
+      if (e instanceof IdempotencyRace) {
+        const r = await replay();
+        if (r) return r;
+      }
+      throw e;
+    } finally {
+      // Auto-approved withdrawals go straight to signing.
+      this.kick(id);
+    }
+  }
+
+  #reservePostings(tx: TransactionRow, nativeId: string, sign: 1n | -1n) {
+    // sign -1: available → reserved (reserve); +1: reserved → available (release)
+    const acct = (asset: string, kind: 'available' | 'reserved') =>
+      addressAccount(tx.org_id, asset, kind, tx.wallet_id, tx.address_id);
+    const lines = [
+      { account: acct(tx.asset_id, 'available'), amount: sign * tx.amount },
+      { account: acct(tx.asset_id, 'reserved'), amount: -sign * tx.amount },
+      { account: acct(nativeId, 'available'), amount: sign * tx.fee_reserved },
+      { account: acct(nativeId, 'reserved'), amount: -sign * tx.fee_reserved },
+    ];
+    return lines;
+  }
+
+  #nativeId(network: string): string {
+    const chain = this.custody.chain(network);
+    const native = chain.assets.find((a) => a.kind === 'native') ?? chain.assets[0]!;
+    return assetId(network, native.symbol);
+  }
+
+  /** Moves a locked transaction to `to`, audits it, and settles the ledger for terminal states. */
+  async #transition(
+    trx: Transaction<Database>,
+    tx: TransactionRow,
+    to: TxState,
+    actor: AuditActor,
+    requestId: string | null,
+    details: Record<string, unknown> = {},
+    set: Parameters<TransactionRepository['update']>[1] = {},
+  ): Promise<TransactionRow> {
+    assertTransition(tx.state, to);
+    const next = await new TransactionRepository(trx).update(tx.id, { ...set, state: to });
+    if (RELEASING.has(to)) {
+      await this.#ledger.post(trx, {
+        orgId: tx.org_id,
+        kind: `withdrawal.release.${to}`,
+        ref: { type: 'transaction', id: tx.id },
+        postings: this.#reservePostings(tx, this.#nativeId(tx.network), 1n),
+      });
+    }
+    await this.audit.append(trx, {
+      orgId: tx.org_id,
+      actor,
+      action: `transaction.${to}`,
+      target: { type: 'transaction', id: tx.id },
+      requestId,
+      details: { from: tx.state, to, intentHash: tx.intent_hash, ...details },
+    });
+    return next;
+  }
+
+  // ---------- read ----------
+
+  #view(tx: TransactionRow, approvals: ApprovalRow[]): TransactionView {
+    const intent = tx.intent as unknown as Intent;
+    return {
+      id: tx.id,
+      orgId: tx.org_id,
+      walletId: tx.wallet_id,
+      vaultId: tx.vault_id,
+      network: tx.network,
+      asset: intent.asset.symbol,
+      source: intent.source.address,
+      destination: tx.destination,
+      amount: tx.amount.toString(),
+      feeReserved: tx.fee_reserved.toString(),
+      feePaid: tx.fee_paid === null ? null : tx.fee_paid.toString(),
+      state: tx.state as TxState,
+      intent,
+      intentHash: tx.intent_hash,
+      requiredApprovals: tx.required_approvals,
+      approvals: approvals.map((a) => ({
+        id: a.id,
+        userId: a.user_id,
+        approverKeyId: a.approver_key_id,
+        decision: a.decision as Decision,
+        intentHash: a.intent_hash,
+        valid: a.intent_hash === tx.intent_hash && tx.expires_at.getTime() > Date.now(),
+        createdAt: a.created_at.toISOString(),
+      })),
+      screening: (tx.screening as Record<string, unknown> | null) ?? null,
+      chainTxId: tx.chain_tx_id,
+      confirmations: tx.confirmations,
+      failure: tx.failure,
+      expiresAt: tx.expires_at.toISOString(),
+      createdAt: tx.created_at.toISOString(),
+      updatedAt: tx.updated_at.toISOString(),
+    };
+  }
+
+  async get(orgId: string, id: string): Promise<TransactionView> {
+    const repo = new TransactionRepository(this.db);
+    const tx = await repo.get(orgId, id);
+    if (!tx) throw notFound();
+    return this.#view(tx, await repo.approvals(id));
+  }
+
+  async list(
+    orgId: string,
+    f: { state?: string | undefined; walletId?: string | undefined; limit?: number | undefined },
+  ): Promise<TransactionView[]> {
+    const repo = new TransactionRepository(this.db);
+    const rows = await repo.list(orgId, { state: f.state, walletId: f.walletId, limit: f.limit ?? 100 });
+    const out: TransactionView[] = [];
+    for (const r of rows) out.push(this.#view(r, await repo.approvals(r.id)));
+    return out;
+  }
+
+  // ---------- approvals ----------
+
+  async vote(
+    p: Principal,
+    ctx: RequestContext,
+    id: string,
+    decision: Decision,
+    input: { intentHash: string; publicKey: string; signature: string },
+  ): Promise<TransactionView> {
+    if (p.userId === null || p.kind !== 'user') {
+      throw new CustodyError('CUSTOS_APPROVAL_NOT_APPROVER', 'approvals are signed by people, not API keys');
+    }
+    const userId = p.userId;
+    let kick = false;
+    const view = await this.custody.write(async (trx) => {
+      const repo = new TransactionRepository(trx);
+      let tx = await repo.get(p.orgId, id, true);
+      if (!tx) throw notFound();
+      if (tx.state === 'expired')
+        throw new CustodyError('CUSTOS_TRANSACTION_EXPIRED', 'the transaction expired');
+      const existing = await repo.approvals(tx.id);
+      if (existing.some((a) => a.user_id === userId)) {
+        throw new CustodyError('CUSTOS_APPROVAL_DUPLICATE', 'you have already voted on this transaction');
+      }
+      assertTransition(tx.state, decision === 'approve' ? 'approved' : 'rejected');
+      if (tx.state !== 'pending_approval') {
+        throw new CustodyError('CUSTOS_ILLEGAL_TRANSITION', `a ${tx.state} transaction takes no votes`, {
+          details: { state: tx.state },
+        });
+      }
+      if (input.intentHash !== tx.intent_hash) {
+        throw new CustodyError(
+          'CUSTOS_APPROVAL_INTENT_MISMATCH',
+          'the signed intentHash is not the transaction’s current intent; fetch it and sign again',
+          { details: { intentHash: tx.intent_hash } },
+        );
+      }
+      assertNotInitiator({ initiatorUserId: tx.initiator_user_id, approverUserId: userId });
+      const keys = await new ApproverKeyRepository(trx).list(p.orgId, userId);
+      const key = keys.find((k) => k.public_key === input.publicKey.toLowerCase() && k.status === 'active');
+      if (!key) {
+        throw new CustodyError(
+          'CUSTOS_APPROVAL_NOT_APPROVER',
+          'publicKey is not one of your active approver keys',
+        );
+      }
+      if (
+        !verifyEd25519(
+          key.public_key,
+          approvalMessage(decision, tx.intent_hash),
+          input.signature.toLowerCase(),
+        )
+      ) {
+        throw new CustodyError(
+          'CUSTOS_APPROVAL_BAD_SIGNATURE',
+          `signature is not a valid ${decision} of intentHash`,
+        );
+      }
+      if (existing.some((a) => a.approver_key_id === key.id)) {
+        throw new CustodyError('CUSTOS_APPROVAL_DUPLICATE', 'you have already voted on this transaction');
+      }
+      if (decision === 'approve' && !(await new EndorsementRepository(trx).get(key.id))) {
+        throw new CustodyError(
+          'CUSTOS_APPROVAL_NOT_ENDORSED',
+          'your approver key has no owner endorsement yet (POST /v1/approver-keys/{id}/endorsement)',
+        );
+      }
+      if (tx.expires_at.getTime() <= Date.now()) {
+        await this.#transition(trx, tx, 'expired', WORKER, ctx.requestId);
+        return null;
+      }
+      const row = await repo.insertApproval({
+        id: `apv_${randomUUID().replaceAll('-', '').slice(0, 20)}`,
+        transaction_id: tx.id,
+        org_id: p.orgId,
+        intent_hash: tx.intent_hash,
+        approver_key_id: key.id,
+        public_key: key.public_key,
+        user_id: userId,
+        decision,
+        signature: input.signature.toLowerCase(),
+      });
+      await this.audit.append(trx, {
+        orgId: p.orgId,
+        actor: p.actor,
+        action: decision === 'approve' ? 'transaction.approval' : 'transaction.rejection',
+        target: { type: 'transaction', id: tx.id },
+        requestId: ctx.requestId,
+        details: { intentHash: tx.intent_hash, approverKeyId: key.id, approvalId: row.id },
+      });
+      const votes = [...existing, row];
+      if (decision === 'reject') {
+        tx = await this.#transition(trx, tx, 'rejected', p.actor, ctx.requestId, { by: userId });
+      } else {
+        const valid = votes.filter((a) => a.decision === 'approve' && a.intent_hash === tx!.intent_hash);
+        if (valid.length >= tx.required_approvals) {
+          tx = await this.#transition(
+            trx,
+            tx,
+            'approved',
+            { type: 'service', id: 'approvals' },
+            ctx.requestId,
+            {
+              approvals: valid.length,
+            },
+          );
+          kick = true;
+        }
+      }
+      return this.#view(tx, votes);
+    });
+    if (view === null) throw new CustodyError('CUSTOS_TRANSACTION_EXPIRED', 'the transaction expired');
+    if (kick) this.kick(id);
+    return view;
+  }
+
+  async cancel(p: Principal, ctx: RequestContext, id: string): Promise<TransactionView> {
+    return this.custody.write(async (trx) => {
+      const repo = new TransactionRepository(trx);
+      const tx = await repo.get(p.orgId, id, true);
+      if (!tx) throw notFound();
+      const next = await this.#transition(trx, tx, 'cancelled', p.actor, ctx.requestId);
+      return this.#view(next, await repo.approvals(id));
+    });
+  }
+
+  /** Expires every pending_approval/approved transaction past its expiry. */
+  async expireDue(now = new Date()): Promise<number> {
+    const due = (await new TransactionRepository(this.db).inStates(['pending_approval', 'approved'])).filter(
+      (t) => t.expires_at.getTime() <= now.getTime(),
+    );
+    let n = 0;
+    for (const t of due) {
+      await this.custody.write(async (trx) => {
+        const tx = await new TransactionRepository(trx).getById(t.id, true);
+        if (tx && (tx.state === 'pending_approval' || tx.state === 'approved')) {
+          await this.#transition(trx, tx, 'expired', WORKER, null);
+          n++;
+        }
+      });
+    }
+    return n;
+  }
+
+  // ---------- signing and broadcast ----------
+
+  /** Starts processing an approved transaction in the background (at most once at a time per id). */
+  kick(id: string): void {
+    if (this.#stopped || this.#inflight.has(id)) return;
+    this.#inflight.add(id);
+    this.process(id)
+      .catch((err) => this.log.error({ err, transactionId: id }, 'custody: processing failed'))
+      .finally(() => {
+        this.#inflight.delete(id);
+        if (this.#inflight.size === 0) for (const f of this.#idle) f();
+      });
+  }
+
+  /** Resolves when no transaction is being processed (tests, shutdown). */
+  idle(): Promise<void> {
+    if (this.#inflight.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const f = () => {
+        this.#idle.delete(f);
+        resolve();
+      };
+      this.#idle.add(f);
+    });
+  }
+
+  stop(): Promise<void> {
+    this.#stopped = true;
+    return this.idle();
+  }
+
+  /** Picks up approved transactions (after a restart) and fails signing ones that never got a signature. */
+  async resume(): Promise<void> {
+    const repo = new TransactionRepository(this.db);
+    for (const t of await repo.inStates(['approved'])) this.kick(t.id);
+    for (const t of await repo.inStates(['signing'])) {
+      if (t.signed_raw) {
+        await this.#broadcast(t.id);
+      } else {
+        await this.#fail(t.id, 'interrupted while signing (no signature was stored)');
+      }
+    }
+  }
+
+  async process(id: string): Promise<void> {
+    // approved → signing, with the unsigned transaction stored.
+    const prepared = await this.custody.write(async (trx) => {
+      const tx = await new TransactionRepository(trx).getById(id, true);
+      if (tx?.state !== 'approved') return null;
+      if (tx.expires_at.getTime() <= Date.now()) {
+        await this.#transition(trx, tx, 'expired', WORKER, null);
+        return null;
+      }
+      const intent = tx.intent as unknown as Intent;
+      const chain = this.custody.chain(tx.network);
+      const w = await this.custody.walletRow(tx.org_id, tx.wallet_id, trx);
+      // Registers the source key with the adapter (address ↔ public key) and proves the path.
+      const derived = chain.deriveAddress(await this.custody.derivePublicKey(w, intent.source.path, trx));
+      if (derived !== intent.source.address) {
+        await this.#transition(trx, tx, 'failed', WORKER, null, {
+          reason: 'source address derivation mismatch',
+        });
+        return null;
+      }
+      let unsigned: UnsignedTransaction;
+      try {
+        // A nonce reserved in a PostgreSQL-backed store commits or rolls back with this transaction.
+        unsigned = await withNonceTransaction(trx, () =>
+          chain.buildTransfer({
+            from: intent.source.address,
+            to: intent.destination,
+            asset: chain.asset(intent.asset.symbol),
+            amount: BigInt(intent.amount),
+            fee: { speed: intent.feePolicy.speed },
+            ...(intent.memo ? { memo: intent.memo } : {}),
+          }),
+        );
+      } catch (e) {
+        await this.#transition(
+          trx,
+          tx,
+          'failed',
+          WORKER,
+          null,
+          { reason: (e as Error).message },
+          {
+            failure: `build: ${(e as Error).message}`,
+          },
+        );
+        return null;
+      }
+      if (unsigned.fee.max > tx.fee_reserved) {
+        await withNonceTransaction(trx, () => chain.releaseTransfer(unsigned));
+        await this.#transition(
+          trx,
+          tx,
+          'failed',
+          WORKER,
+          null,
+          { reason: 'fee above the reserved maximum' },
+          {
+            failure: 'fee rose above the reserved maximum',
+          },
+        );
+        return null;
+      }
+      const next = await this.#transition(
+        trx,
+        tx,
+        'signing',
+        WORKER,
+        null,
+        { digests: unsigned.digests.map((d) => Buffer.from(d.digest).toString('hex')) },
+        { unsigned_tx: JSON.stringify(toJsonSafe(unsigned)) },
+      );
+      return { tx: next, unsigned, intent, keyId: w.key_id };
+    });
+    if (!prepared) return;
+    const { tx, unsigned, intent, keyId } = prepared;
+    const chain = this.custody.chain(tx.network);
+
+    let signatures: ChainSignature[];
+    try {
+      const evidence = await this.evidence(tx, unsigned);
+      signatures = [];
+      for (const d of unsigned.digests) {
+        const r = await this.custody.deps.coordinator.sign(keyId, d.digest, {
+          path: intent.source.path,
+          authorization: evidence,
+          ...(this.settings.signTimeoutMs ? { timeoutMs: this.settings.signTimeoutMs } : {}),
+        });
+        signatures.push({
+          signature: new Uint8Array(Buffer.from(r.signature, 'hex')),
+          ...(r.recovery !== undefined ? { recovery: r.recovery } : {}),
+        });
+      }
+      const signed = chain.attachSignatures(unsigned, signatures);
+      await this.custody.write(async (trx) => {
+        await new TransactionRepository(trx).update(tx.id, {
+          signed_raw: signed.raw,
+          chain_tx_id: signed.txId,
+        });
+      });
+    } catch (e) {
+      await chain.releaseTransfer(unsigned).catch(() => {});
+      await this.#fail(tx.id, `signing: ${(e as Error).message}`);
+      return;
+    }
+    await this.#broadcast(tx.id);
+  }
+
+  /** The evidence the MPC nodes verify (see src/mpc/authorizers/custody-approvals.ts). */
+  async evidence(tx: TransactionRow, unsigned: UnsignedTransaction): Promise<CustodyEvidence> {
+    const vault = await this.custody.vaultRow(tx.org_id, tx.vault_id);
+    if (!vault.policy_signature || !vault.policy_signer_key) {
+      throw new CustodyError(
+        'CUSTOS_VAULT_POLICY_UNSIGNED',
+        `vault ${vault.id}: the policy has no owner signature`,
+      );
+    }
+    const approvals: CustodyEvidence['approvals'] = [];
+    const endorsements = new EndorsementRepository(this.db);
+    for (const a of await new TransactionRepository(this.db).approvals(tx.id)) {
+      if (a.decision !== 'approve' || a.intent_hash !== tx.intent_hash) continue;
+      const e = await endorsements.get(a.approver_key_id);
+      if (!e) continue;
+      approvals.push({
+        publicKey: a.public_key,
+        signature: a.signature,
+        endorsement: {
+          statement: e.statement as unknown as EndorsementStatement,
+          signature: e.signature,
+          ownerPublicKey: e.owner_public_key,
+        },
+      });
+    }
+    return {
+      kind: CUSTODY_EVIDENCE_KIND,
+      intent: tx.intent as unknown as Intent,
+      intentHash: tx.intent_hash,
+      unsignedTx: toJsonSafe(unsigned),
+      policy: {
+        statement: vault.policy as unknown as VaultPolicyStatement,
+        signature: vault.policy_signature,
+        ownerPublicKey: vault.policy_signer_key,
+      },
+      approvals,
+    };
+  }
+
+  async #broadcast(id: string): Promise<void> {
+    const tx = await new TransactionRepository(this.db).getById(id);
+    if (tx?.state !== 'signing' || !tx.signed_raw || !tx.chain_tx_id) return;
+    const chain = this.custody.chain(tx.network);
+    const unsigned = fromJsonSafe<UnsignedTransaction>(tx.unsigned_tx);
+    try {
+      await chain.broadcast({
+        network: tx.network,
+        family: chain.family,
+        txId: tx.chain_tx_id,
+        raw: tx.signed_raw,
+        summary: unsigned.summary,
+      });
+    } catch (e) {
+      await this.#fail(id, `broadcast: ${(e as Error).message}`);
+      return;
+    }
+    await this.custody.write(async (trx) => {
+      const t = await new TransactionRepository(trx).getById(id, true);
+      if (t?.state === 'signing') {
+        await this.#transition(trx, t, 'broadcast', WORKER, null, { chainTxId: tx.chain_tx_id });
+      }
+    });
+  }
+
+  async #fail(id: string, reason: string): Promise<void> {
+    await this.custody.write(async (trx) => {
+      const t = await new TransactionRepository(trx).getById(id, true);
+      if (t && !['completed', 'failed', 'rejected', 'cancelled', 'expired'].includes(t.state)) {
+        await this.#transition(
+          trx,
+          t,
+          'failed',
+          WORKER,
+          null,
+          { reason: reason.slice(0, 300) },
+          {
+            failure: reason.slice(0, 1000),
+          },
+        );
+      }
+    });
+  }
+
+  // ---------- confirmations (called by the chain watcher) ----------
+
+  async advance(id: string): Promise<void> {
+    const t0 = await new TransactionRepository(this.db).getById(id);
+    if (!t0 || (t0.state !== 'broadcast' && t0.state !== 'confirming') || !t0.chain_tx_id) return;
+    const chain = this.custody.chain(t0.network);
+    const status = await chain.getTransactionStatus({ txId: t0.chain_tx_id });
+    if (status.state === 'pending' && status.confirmations === 0) return;
+    if (status.state === 'dropped') {
+      if (!status.nonceConsumed && t0.signed_raw) {
+        const unsigned = fromJsonSafe<UnsignedTransaction>(t0.unsigned_tx);
+        await chain
+          .broadcast({
+            network: t0.network,
+            family: chain.family,
+            txId: t0.chain_tx_id,
+            raw: t0.signed_raw,
+            summary: unsigned.summary,
+          })
+          .catch((err) => this.log.warn({ err, transactionId: id }, 'custody: rebroadcast failed'));
+      }
+      return;
+    }
+    await this.custody.write(async (trx) => {
+      let tx = await new TransactionRepository(trx).getById(id, true);
+      if (!tx || (tx.state !== 'broadcast' && tx.state !== 'confirming')) return;
+      if (status.state === 'failed') {
+        const fee = status.fee ?? 0n;
+        if (fee > 0n) {
+          const nativeId = this.#nativeId(tx.network);
+          await this.#ledger.post(trx, {
+            orgId: tx.org_id,
+            kind: 'withdrawal.fee',
+            ref: { type: 'transaction', id: tx.id },
+            postings: [
+              {
+                account: addressAccount(tx.org_id, nativeId, 'available', tx.wallet_id, tx.address_id),
+                amount: -fee,
+              },
+              { account: orgAccount(tx.org_id, nativeId, 'fees'), amount: fee },
+            ],
+          });
+        }
+        await this.#transition(
+          trx,
+          tx,
+          'failed',
+          WATCHER,
+          null,
+          { reason: status.reason ?? 'failed on chain' },
+          {
+            failure: status.reason ?? 'failed on chain',
+            fee_paid: fee,
+          },
+        );
+        return;
+      }
+      if (tx.state === 'broadcast') {
+        tx = await this.#transition(
+          trx,
+          tx,
+          'confirming',
+          WATCHER,
+          null,
+          {
+            blockNumber: status.blockNumber?.toString() ?? null,
+            confirmations: status.confirmations,
+          },
+          { confirmations: status.confirmations },
+        );
+      } else if (status.confirmations !== tx.confirmations) {
+        tx = await new TransactionRepository(trx).update(tx.id, { confirmations: status.confirmations });
+      }
+      if (status.state === 'confirmed')
+        await this.#complete(trx, tx, status.fee ?? tx.fee_reserved, status.confirmations);
+    });
+  }
+
+  async #complete(
+    trx: Transaction<Database>,
+    tx: TransactionRow,
+    feePaid: bigint,
+    confirmations: number,
+  ): Promise<void> {
+    const nativeId = this.#nativeId(tx.network);
+    const fee = feePaid > tx.fee_reserved ? tx.fee_reserved : feePaid;
+    const acct = (asset: string, kind: 'available' | 'reserved') =>
+      addressAccount(tx.org_id, asset, kind, tx.wallet_id, tx.address_id);
+    await this.#ledger.post(trx, {
+      orgId: tx.org_id,
+      kind: 'withdrawal.settle',
+      ref: { type: 'transaction', id: tx.id },
+      postings: [
+        { account: acct(tx.asset_id, 'reserved'), amount: -tx.amount },
+        { account: orgAccount(tx.org_id, tx.asset_id, 'external'), amount: tx.amount },
+        { account: acct(nativeId, 'reserved'), amount: -tx.fee_reserved },
+        { account: orgAccount(tx.org_id, nativeId, 'fees'), amount: fee },
+        { account: acct(nativeId, 'available'), amount: tx.fee_reserved - fee },
+      ],
+    });
+    await this.#transition(
+      trx,
+      tx,
+      'completed',
+      WATCHER,
+      null,
+      { confirmations, feePaid: fee.toString() },
+      {
+        fee_paid: fee,
+        confirmations,
+      },
+    );
+  }
+}
+
+class IdempotencyRace extends Error {}

@@ -1,0 +1,144 @@
+// Node-side authorizer for custody withdrawals (DESIGN §3 step 6): before this node contributes to
+// a signature it checks, itself, from the evidence alone and its own trust anchors:
+//   1. the vault policy is signed by an owner key this node trusts for the organisation, names the
+//      key being used, and is not a cold vault (cold keys sign offline only);
+//   2. intentHash is the hash of the intent, the intent is unexpired and belongs to that vault;
+//   3. the unsigned transaction decodes (with this node's own chain decoder) to exactly the intent's
+//      destination, asset and amount, and the digest requested is that transaction's digest, at the
+//      intent's derivation path;
+//   4. a warm vault: at least policy.requiredApprovals approvals over intentHash by distinct users,
+//      none the initiator, each by an approver key endorsed by a trusted owner.
+// Anything else is a deny (with the reason in the node's log); evidence of other kinds → abstain.
+//
+// Trust anchors (owner public keys per organisation) come from the node's own configuration — a
+// JSON file in its data directory written by the node operator — never from the control plane.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type { ChainAdapter, UnsignedTransaction } from '../../chains/types.ts';
+import type { AuthorizeDecision, AuthorizeRequest, Authorizer } from '../authorize.ts';
+import {
+  approvalMessage,
+  CUSTODY_EVIDENCE_KIND,
+  custodyEvidenceSchema,
+  fromJsonSafe,
+  intentHash,
+  statementMessage,
+  verifyEd25519,
+} from './custody-evidence.ts';
+
+export interface OwnerTrust {
+  /** Owner public keys (Ed25519 hex) this node trusts for `orgId`. */
+  ownerKeys(orgId: string): readonly string[];
+}
+
+export class MemoryOwnerTrust implements OwnerTrust {
+  readonly #keys = new Map<string, Set<string>>();
+  trust(orgId: string, publicKeyHex: string): void {
+    const s = this.#keys.get(orgId) ?? new Set<string>();
+    s.add(publicKeyHex.toLowerCase());
+    this.#keys.set(orgId, s);
+  }
+  ownerKeys(orgId: string): readonly string[] {
+    return [...(this.#keys.get(orgId) ?? [])];
+  }
+}
+
+/** `{"orgs": {"<orgId>": ["<ed25519 hex>", …]}}`, re-read when the file changes. */
+export class FileOwnerTrust implements OwnerTrust {
+  #mtime = -1;
+  #orgs: Record<string, string[]> = {};
+  constructor(readonly path: string) {}
+  ownerKeys(orgId: string): readonly string[] {
+    if (!existsSync(this.path)) return [];
+    const m = statSync(this.path).mtimeMs;
+    if (m !== this.#mtime) {
+      const j = JSON.parse(readFileSync(this.path, 'utf8')) as { orgs?: Record<string, string[]> };
+      this.#orgs = j.orgs ?? {};
+      this.#mtime = m;
+    }
+    return (this.#orgs[orgId] ?? []).map((k) => k.toLowerCase());
+  }
+}
+
+export interface CustodyAuthorizerOptions {
+  trust: OwnerTrust;
+  /** This node's own decoder for a network (explainTransaction is local, no RPC). */
+  chains: (network: string) => Pick<ChainAdapter, 'explainTransaction'> | undefined;
+  now?: () => number;
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+export function custodyApprovalAuthorizer(opts: CustodyAuthorizerOptions): Authorizer {
+  const now = opts.now ?? Date.now;
+  return (req: AuthorizeRequest): AuthorizeDecision => {
+    if (req.type !== 'sign' || req.authorization?.kind !== CUSTODY_EVIDENCE_KIND)
+      return { decision: 'abstain' };
+    const deny = (reason: string): AuthorizeDecision => ({ decision: 'deny', reason: `custody: ${reason}` });
+    const parsed = custodyEvidenceSchema.safeParse(req.authorization);
+    if (!parsed.success) return deny(`malformed evidence (${parsed.error.issues[0]?.path.join('.')})`);
+    const ev = parsed.data;
+    const { intent, policy } = ev;
+
+    // 1. The vault policy, signed by a trusted owner.
+    const owners = new Set(opts.trust.ownerKeys(policy.statement.orgId));
+    if (!owners.has(policy.ownerPublicKey))
+      return deny('vault policy not signed by an owner this node trusts');
+    if (!verifyEd25519(policy.ownerPublicKey, statementMessage(policy.statement), policy.signature)) {
+      return deny('vault policy signature is invalid');
+    }
+    if (!policy.statement.keyIds.includes(req.keyId))
+      return deny(`key ${req.keyId} is not in the vault policy`);
+    if (policy.statement.tier === 'cold') return deny('cold vault keys sign offline only');
+
+    // 2. The intent.
+    if (intentHash(intent) !== ev.intentHash) return deny('intentHash does not match the intent');
+    if (intent.orgId !== policy.statement.orgId || intent.vaultId !== policy.statement.vaultId) {
+      return deny('intent belongs to another vault');
+    }
+    if (Date.parse(intent.expiresAt) <= now()) return deny('intent expired');
+
+    // 3. The transaction is the intent, and the digest is the transaction's.
+    const chain = opts.chains(intent.network);
+    if (!chain) return deny(`no decoder for network ${intent.network} on this node`);
+    let tx: UnsignedTransaction;
+    try {
+      tx = fromJsonSafe<UnsignedTransaction>(ev.unsignedTx);
+      const s = chain.explainTransaction(tx);
+      if (
+        s.network !== intent.network ||
+        s.to !== intent.destination ||
+        s.from !== intent.source.address ||
+        s.asset.symbol !== intent.asset.symbol ||
+        s.amount !== BigInt(intent.amount) ||
+        s.maxFee > BigInt(intent.feePolicy.maxFee)
+      ) {
+        return deny('transaction does not match the intent');
+      }
+    } catch (e) {
+      return deny(`transaction does not decode: ${(e as Error).message}`);
+    }
+    const message = req.message ? hex(req.message) : '';
+    if (!tx.digests.some((d) => hex(d.digest) === message))
+      return deny('requested digest is not the transaction digest');
+    if ((req.derivationPath ?? 'm') !== intent.source.path)
+      return deny('derivation path is not the intent source path');
+
+    // 4. Approvals.
+    const required = policy.statement.tier === 'warm' ? Math.max(1, policy.statement.requiredApprovals) : 0;
+    const users = new Set<string>();
+    const msg = approvalMessage('approve', ev.intentHash);
+    for (const a of ev.approvals) {
+      const e = a.endorsement;
+      if (!owners.has(e.ownerPublicKey)) continue;
+      if (e.statement.orgId !== intent.orgId || e.statement.publicKey !== a.publicKey) continue;
+      if (!verifyEd25519(e.ownerPublicKey, statementMessage(e.statement), e.signature)) continue;
+      if (intent.initiator.userId !== null && e.statement.userId === intent.initiator.userId) continue;
+      if (!verifyEd25519(a.publicKey, msg, a.signature)) continue;
+      users.add(e.statement.userId);
+    }
+    if (users.size < required) {
+      return deny(`${users.size} valid approval(s) by owner-endorsed approvers, ${required} required`);
+    }
+    return { decision: 'allow', by: 'custody-approvals' };
+  };
+}

@@ -1,0 +1,90 @@
+// The `custos api` role: the HTTP API on the configured database, bus and shared state.
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../api/app.ts';
+import { rateLimiterFrom, securityRoutes } from '../api/auth/index.ts';
+import { custodyRoutes } from '../api/routes/custody/routes.ts';
+import type { NetworkInput } from '../chains/networks.ts';
+import type { Config } from '../config.ts';
+import { custodyChains, mergeNetworks } from '../custody/chains.ts';
+import { type Custody, createCustody } from '../custody/runtime.ts';
+import { devTestChains } from '../custody/test-chain.ts';
+import { createSecurityServices, type SecurityServices } from '../identity/services.ts';
+import type { Logger } from '../log/logger.ts';
+import { VERSION } from '../version.ts';
+import { openRuntime, type Runtime } from './runtime.ts';
+import { type Closer, onShutdownSignals } from './shutdown.ts';
+
+export interface RunningApi {
+  app: FastifyInstance;
+  runtime: Runtime;
+  /** Identity, tokens, audit log, security events. */
+  security: SecurityServices;
+  /** The custody domain, when this role has an MPC coordinator (runtime.mpc). */
+  custody: Custody | undefined;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startApi(
+  config: Config,
+  logger: Logger,
+  opts: {
+    migrate: boolean;
+    runtime?: Runtime;
+    extraClosers?: Closer[];
+    handleSignals?: boolean;
+    /** Networks beyond config.networks (custos dev: the local devnet as 'anvil'). */
+    networks?: NetworkInput[];
+  },
+): Promise<RunningApi> {
+  const runtime = opts.runtime ?? (await openRuntime(config, logger, { migrate: opts.migrate }));
+  const security = await createSecurityServices(config, runtime.database.db, logger, { startTimers: true });
+  const limiter = rateLimiterFrom(config, runtime.state, security);
+  const custody = runtime.mpc
+    ? await createCustody({
+        db: runtime.database.db,
+        audit: security.audit,
+        coordinator: runtime.mpc,
+        // The configured networks (EVM/Tron, from the chain registry) and, outside production, the
+        // in-memory test chains.
+        chains: custodyChains({
+          db: runtime.database.db,
+          networks: mergeNetworks(config.networks as NetworkInput[], opts.networks),
+          testChains: config.env === 'production' ? [] : devTestChains(),
+        }),
+        logger,
+        watchIntervalMs: 1000,
+        reconcileIntervalMs: 60_000,
+      })
+    : undefined;
+  const app = await buildApp({
+    logger,
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    version: VERSION,
+    readiness: runtime.readiness,
+    routes: [
+      ...securityRoutes({ db: runtime.database.db, services: security, limiter }),
+      ...(custody ? [custodyRoutes(custody, { testChainFaucet: config.env !== 'production' })] : []),
+    ],
+  });
+  await app.listen({ host: config.host, port: config.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  const closers = (): Closer[] => [
+    { name: 'http', close: () => app.close() },
+    { name: 'security timers', close: async () => security.stop() },
+    ...(custody ? [{ name: 'custody', close: () => custody.stop() }] : []),
+    ...(opts.extraClosers ?? []),
+    ...runtime.closers,
+  ];
+  const stop =
+    opts.handleSignals === false
+      ? async () => {
+          for (const c of closers()) await c.close();
+        }
+      : onShutdownSignals(logger, config.shutdownTimeoutMs, closers);
+  return { app, runtime, security, custody, url, stop };
+}

@@ -1,0 +1,142 @@
+// `custos dev`: the whole platform in one process on embedded defaults — PGlite under
+// <dataDir>/db (also served on a loopback port for psql and other custos commands), the API, and
+// everything else as it lands. Secrets are generated on first run into <dataDir>/secrets/.
+import { join } from 'node:path';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import type { Bus } from '../bus/index.ts';
+import { MemoryBus } from '../bus/memory.ts';
+import type { NetworkInput } from '../chains/networks.ts';
+import type { Config } from '../config.ts';
+import { devnetNetwork, mergeNetworks, nodeChainDecoders } from '../custody/chains.ts';
+import { devTestChains } from '../custody/test-chain.ts';
+import { CustosError } from '../errors.ts';
+import { ensureDemo } from '../identity/bootstrap.ts';
+import type { Logger } from '../log/logger.ts';
+import { custodyApprovalAuthorizer, FileOwnerTrust } from '../mpc/authorizers/custody-approvals.ts';
+import { type InProcessCluster, startInProcessCluster } from '../mpc/local.ts';
+import { InstanceRepository } from '../store/repositories/instance.ts';
+import { startApi } from './api.ts';
+import { ensureDataDir, ensureSecret, readDevInfo, removeDevInfo, writeDevInfo } from './data-dir.ts';
+import { type DevnetInfo, startDevnet } from './devnet.ts';
+import { openRuntime } from './runtime.ts';
+
+export interface DevHandle {
+  api: string;
+  database: string;
+  dataDir: string;
+  instanceId: string;
+  /** <dataDir>/secrets/demo-credentials.json: demo owner login and sandbox API key. */
+  demoCredentials: string | null;
+  /** The local EVM devnet (anvil), when the binary is installed. */
+  evm: DevnetInfo | null;
+  stop(): Promise<void>;
+}
+
+export async function startDev(
+  config: Config,
+  logger: Logger,
+  opts: { handleSignals?: boolean } = {},
+): Promise<DevHandle> {
+  if (config.databaseUrl) {
+    throw new CustosError(
+      'CUSTOS_CONFIG_INVALID',
+      'custos dev runs on the embedded database; unset CUSTOS_DATABASE_URL or use custos api',
+    );
+  }
+  const dataDir = ensureDataDir(config.dataDir);
+  const running = readDevInfo(dataDir);
+  if (running) {
+    throw new CustosError(
+      'CUSTOS_CONFIG_INVALID',
+      `custos dev is already running on ${dataDir} (pid ${running.pid}, ${running.api})`,
+    );
+  }
+  const cfg: Config = { ...config, dataDir };
+  const runtime = await openRuntime(cfg, logger, { migrate: true });
+  const mpc = await startDevMpc(dataDir, logger, runtime.bus);
+  runtime.mpc = mpc.coordinator;
+  const devnet = await startDevnet(dataDir, logger);
+  // The devnet mines a block every second (anvil automines only on a transaction), so deposits and
+  // withdrawals reach the 'anvil' network's confirmation depth without further traffic.
+  if (devnet) await devnet.anvil.rpc('evm_setIntervalMining', [1]);
+  const networks = mergeNetworks(
+    config.networks as NetworkInput[],
+    devnet ? [devnetNetwork(devnet.info)] : [],
+  );
+  // Custody: every node checks withdrawal evidence itself, trusting only the owner keys its operator
+  // listed in <dataDir>/mpc/trusted-owners.json (`custos approve --trust-owner`), with its own decoders.
+  for (const node of mpc.nodes.values()) {
+    const decoders = nodeChainDecoders(networks, devTestChains({}));
+    const trust = new FileOwnerTrust(join(dataDir, 'mpc', 'trusted-owners.json'));
+    node.addAuthorizer(custodyApprovalAuthorizer({ trust, chains: decoders }));
+  }
+  const { instanceId } = await new InstanceRepository(runtime.database.db).ensure();
+  const pglite = runtime.database.pglite!;
+  const socket = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections: 16 });
+  await socket.start();
+  const database = `postgres://postgres@${socketAddress(socket)}/postgres?sslmode=disable`;
+
+  const api = await startApi(cfg, logger, {
+    migrate: false,
+    runtime,
+    handleSignals: opts.handleSignals ?? true,
+    networks,
+    extraClosers: [
+      { name: 'dev.json', close: async () => removeDevInfo(dataDir) },
+      { name: 'database socket', close: () => socket.stop() },
+      { name: 'mpc nodes', close: () => mpc.stop() },
+      ...(devnet ? [{ name: 'devnet', close: () => devnet.anvil.stop() }] : []),
+    ],
+  });
+  // Before dev.json appears, so whoever waits for it finds the demo credentials too.
+  const demo = await ensureDemo(api.security, runtime.database.db, { dataDir, apiUrl: api.url });
+  if (demo?.created)
+    logger.info({ path: demo.path }, 'demo organisation created; credentials written (mode 0600)');
+  writeDevInfo(dataDir, {
+    api: api.url,
+    database,
+    pid: process.pid,
+    dataDir,
+    instanceId,
+    ...(devnet ? { evm: devnet.info } : {}),
+    startedAt: new Date().toISOString(),
+  });
+  return {
+    api: api.url,
+    database,
+    dataDir,
+    instanceId,
+    demoCredentials: demo?.path ?? null,
+    evm: devnet?.info ?? null,
+    stop: api.stop,
+  };
+}
+
+/**
+ * Three MPC nodes and the coordinator in this process on the in-process bus, each node with its own
+ * data directory under <dataDir>/mpc/node-N and its own secret in <dataDir>/secrets/mpc-node-N.
+ */
+async function startDevMpc(dataDir: string, logger: Logger, bus: Bus): Promise<InProcessCluster> {
+  const secrets: Record<number, string> = {};
+  for (const id of [1, 2, 3]) secrets[id] = ensureSecret(dataDir, `mpc-node-${id}`).value;
+  const controlPlaneKeyHex = ensureSecret(dataDir, 'mpc-control-plane').value;
+  const mpc = await startInProcessCluster({
+    dir: join(dataDir, 'mpc'),
+    nodes: 3,
+    threshold: 2,
+    secrets,
+    controlPlaneKeyHex,
+    ...(bus instanceof MemoryBus ? { hub: bus.hub } : {}),
+    logger,
+  });
+  logger.info({ nodes: 3, threshold: 2, dir: join(dataDir, 'mpc') }, 'mpc: three in-process nodes started');
+  return mpc;
+}
+
+function socketAddress(s: PGLiteSocketServer): string {
+  // The server listens on an ephemeral loopback port; read it back from the net.Server.
+  const server = (s as unknown as { server?: { address(): { port: number } | string | null } }).server;
+  const a = server?.address();
+  if (a && typeof a === 'object') return `127.0.0.1:${a.port}`;
+  return s.getServerConn();
+}

@@ -1,0 +1,363 @@
+// Custody on a real EVM node (anvil) through the REST API: a 2-of-3 hot vault, a wallet on 'anvil',
+// an EIP-55 address derived from the vault's threshold key; ETH and USDT-TEST deposits sent by an
+// independent viem client are detected (pending), confirmed and credited (available); withdrawals
+// are built by the EVM adapter, signed by the in-process MPC nodes through the coordinator (each
+// node decodes the transaction itself), broadcast, mined, and completed — the recipient's on-chain
+// balance changes and the ledger matches the chain. A reorg (evm_snapshot/evm_revert) puts a
+// credited deposit back to pending and corrects the ledger; two watchers on one database never
+// double-credit (PostgreSQL lease per network).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  createPublicClient,
+  createWalletClient,
+  getAddress,
+  type Hex,
+  http,
+  isAddress,
+  parseEther,
+} from 'viem';
+import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts';
+import { anvil as anvilChain } from 'viem/chains';
+import { custodyRoutes } from '../src/api/routes/custody/routes.ts';
+import { AuditLog } from '../src/audit/log.ts';
+import {
+  type Anvil,
+  anvilNetwork,
+  deployTestToken,
+  faucet,
+  startAnvil,
+  TEST_TOKEN,
+} from '../src/chains/devnet/anvil.ts';
+import { ERC20_ABI } from '../src/chains/evm/transfer.ts';
+import type { ChainAdapter } from '../src/chains/types.ts';
+import { custodyChains, nodeChainDecoders } from '../src/custody/chains.ts';
+import { type Custody, createCustody } from '../src/custody/runtime.ts';
+import { ChainWatcher } from '../src/custody/watcher.ts';
+import {
+  generateApproverKey,
+  signApproverProof,
+  signWithApproverKey,
+} from '../src/identity/approver-keys.ts';
+import { custodyApprovalAuthorizer, MemoryOwnerTrust } from '../src/mpc/authorizers/custody-approvals.ts';
+import { statementMessage } from '../src/mpc/authorizers/custody-evidence.ts';
+import { type InProcessCluster, startInProcessCluster } from '../src/mpc/local.ts';
+import { type DatabaseHandle, openDatabase } from '../src/store/database.ts';
+import {
+  makeOrg,
+  type SecurityApp,
+  startSecurityApp,
+  type TestOrg,
+  testConfig,
+  testKeys,
+} from './helpers/identity-harness.ts';
+import { captureLogger } from './helpers/log-capture.ts';
+
+let anvil: Anvil;
+let db: DatabaseHandle;
+let cluster: InProcessCluster;
+let custody: Custody;
+let security: SecurityApp;
+let org: TestOrg;
+let chain: ChainAdapter;
+let dir: string;
+// biome-ignore lint/suspicious/noExplicitAny: JSON bodies in tests
+type Json = any;
+let call: (
+  method: 'GET' | 'POST',
+  url: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+) => Promise<{ status: number; body: Json }>;
+let walletId: string;
+let ours: Hex;
+
+const pub = () => createPublicClient({ chain: anvilChain, transport: http(anvil.rpcUrl) });
+const sender = () =>
+  createWalletClient({ account: anvil.accounts[1]!, chain: anvilChain, transport: http(anvil.rpcUrl) });
+const mine = (n = 1) => anvil.rpc('anvil_mine', [`0x${n.toString(16)}`]);
+
+async function balances(): Promise<Record<string, { available: string; pending: string; reserved: string }>> {
+  const r = await call('GET', `/v1/wallets/${walletId}/balances`);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return Object.fromEntries(
+    (r.body.balances as { assetId: string; available: string; pending: string; reserved: string }[]).map(
+      (b) => [b.assetId, b],
+    ),
+  );
+}
+
+async function withdraw(asset: string, destination: string, amount: bigint, key: string) {
+  const t = await call(
+    'POST',
+    '/v1/transactions',
+    { walletId, asset, destination, amount: amount.toString() },
+    { 'idempotency-key': key },
+  );
+  assert.equal(t.status, 201, JSON.stringify(t.body));
+  assert.equal(t.body.state, 'approved', JSON.stringify(t.body));
+  await custody.withdrawals.idle();
+  let tx = await call('GET', `/v1/transactions/${t.body.id}`);
+  assert.equal(tx.body.state, 'broadcast', JSON.stringify(tx.body));
+  assert.match(tx.body.chainTxId, /^0x[0-9a-f]{64}$/);
+  // Mined (anvil automines): one confirmation, then the depth (2).
+  await custody.tick();
+  tx = await call('GET', `/v1/transactions/${t.body.id}`);
+  assert.equal(tx.body.state, 'confirming', JSON.stringify(tx.body));
+  await mine(1);
+  await custody.tick();
+  tx = await call('GET', `/v1/transactions/${t.body.id}`);
+  assert.equal(tx.body.state, 'completed', JSON.stringify(tx.body));
+  const receipt = await pub().getTransactionReceipt({ hash: tx.body.chainTxId });
+  assert.equal(receipt.status, 'success');
+  assert.equal(receipt.from.toLowerCase(), ours.toLowerCase());
+  assert.equal(BigInt(tx.body.feePaid), receipt.gasUsed * receipt.effectiveGasPrice);
+  return tx.body;
+}
+
+before(async () => {
+  anvil = await startAnvil();
+  await deployTestToken(anvil);
+  db = await openDatabase({});
+  await db.migrate();
+  dir = mkdtempSync(join(tmpdir(), 'custos-evm-custody-'));
+  const net = anvilNetwork(anvil);
+  const trust = new MemoryOwnerTrust();
+  cluster = await startInProcessCluster({
+    dir,
+    kdf: { memoryCost: 1024, timeCost: 1 },
+    poolSize: 2,
+    // Each node decodes with its own adapter instances (nothing shared with the control plane).
+    nodeOptions: () => ({
+      authorizers: [custodyApprovalAuthorizer({ trust, chains: nodeChainDecoders([net]) })],
+    }),
+  });
+  const keys = testKeys();
+  const log = captureLogger('info');
+  const config = testConfig();
+  const chains = custodyChains({ db: db.db, networks: [net] });
+  chain = chains.find((c) => c.network === 'anvil')!;
+  custody = await createCustody({
+    db: db.db,
+    audit: new AuditLog({
+      hmacKey: keys.auditHmacKey,
+      checkpointKey: keys.auditCheckpointKey,
+      checkpointEvery: config.auditCheckpointEvery,
+    }),
+    coordinator: cluster.coordinator,
+    chains,
+    logger: log.logger,
+  });
+  security = await startSecurityApp({ db, keys, logger: log, routes: [custodyRoutes(custody)] });
+  org = await makeOrg(security.services, 'evm');
+  const token = org.users.owner.token;
+  call = async (method, url, body, headers = {}) => {
+    const r = await security.app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${token}`, ...headers },
+      ...(body !== undefined ? { payload: body as Record<string, unknown> } : {}),
+    });
+    return { status: r.statusCode, body: r.json() };
+  };
+  // The owner's key: registered, trusted by the nodes, signs the vault policy below.
+  const ownerKey = generateApproverKey();
+  const reg = await call('POST', '/v1/approver-keys', {
+    publicKey: ownerKey.publicKey,
+    label: 'owner',
+    proof: signApproverProof(ownerKey, org.orgId, org.users.owner.id),
+  });
+  assert.equal(reg.status, 201, JSON.stringify(reg.body));
+  trust.trust(org.orgId, ownerKey.publicKey);
+
+  const v = await call('POST', '/v1/vaults', { name: 'evm-hot', tier: 'hot', threshold: 2, parties: 3 });
+  assert.equal(v.status, 201, JSON.stringify(v.body));
+  const key = v.body.keys.find((k: { scheme: string }) => k.scheme === 'ecdsa-secp256k1');
+  assert.equal(key.threshold, 2);
+  assert.equal(key.parties.length, 3);
+  const signed = await call('POST', `/v1/vaults/${v.body.id}/policy-signature`, {
+    publicKey: ownerKey.publicKey,
+    signature: signWithApproverKey(ownerKey, statementMessage(v.body.policy)),
+  });
+  assert.equal(signed.status, 200, JSON.stringify(signed.body));
+  const w = await call('POST', '/v1/wallets', { vaultId: v.body.id, network: 'anvil' });
+  assert.equal(w.status, 201, JSON.stringify(w.body));
+  walletId = w.body.id;
+});
+
+after(async () => {
+  await custody?.stop();
+  await security?.close();
+  await cluster?.stop();
+  await db?.close();
+  await anvil?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('custody on anvil through the REST API (PGlite, 2-of-3 MPC nodes)', () => {
+  test('assets are seeded for the anvil network', async () => {
+    const r = await call('GET', '/v1/assets?network=anvil');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const ids = (r.body.assets as { id: string }[]).map((a) => a.id).sort();
+    assert.deepEqual(ids, ['anvil:ETH', 'anvil:USDT-TEST']);
+  });
+
+  test('an address is EIP-55, derived from the vault key at its HD path', async () => {
+    const a = await call('POST', `/v1/wallets/${walletId}/addresses`, { label: 'main' });
+    assert.equal(a.status, 201, JSON.stringify(a.body));
+    ours = a.body.address;
+    assert.equal(isAddress(ours, { strict: true }), true);
+    assert.equal(getAddress(ours.toLowerCase()), ours);
+    assert.match(a.body.path, /^m\/\d+\/\d+\/0$/);
+  });
+
+  test('ETH and USDT-TEST deposits from an independent client: pending, then credited at depth 2', async () => {
+    const w = sender();
+    await faucet(anvil, anvil.accounts[1]!, 'USDT-TEST', 1_000_000_000n); // the sender's own tokens
+    const ethTx = await w.sendTransaction({ to: ours, value: parseEther('2') });
+    const tokTx = await w.writeContract({
+      address: TEST_TOKEN.address,
+      abi: ERC20_ABI,
+      functionName: 'transfer',
+      args: [ours, 250_000_000n],
+    });
+    await pub().waitForTransactionReceipt({ hash: tokTx });
+    await custody.tick();
+    let b = await balances();
+    // The token transfer is the head block: 1 confirmation; the ETH one may already have 2.
+    assert.equal(b['anvil:USDT-TEST']?.pending, '250000000');
+    assert.equal(b['anvil:USDT-TEST']?.available, '0');
+    await mine(1);
+    await custody.tick();
+    b = await balances();
+    assert.equal(b['anvil:ETH']?.available, parseEther('2').toString());
+    assert.equal(b['anvil:ETH']?.pending, '0');
+    assert.equal(b['anvil:USDT-TEST']?.available, '250000000');
+    const deps = await call('GET', '/v1/deposits');
+    const mine_ = (deps.body.deposits as { txId: string; status: string; from: string }[]).filter((d) =>
+      [ethTx, tokTx].includes(d.txId as Hex),
+    );
+    assert.equal(mine_.length, 2);
+    assert.ok(mine_.every((d) => d.status === 'credited' && d.from === anvil.accounts[1]));
+    // Scanning again records nothing twice.
+    await custody.tick();
+    assert.equal((await call('GET', '/v1/deposits')).body.deposits.length, 2);
+  });
+
+  test('ETH withdrawal: signed by the MPC nodes, mined, recipient paid, completed; ledger = chain', async () => {
+    const to = privateKeyToAddress(generatePrivateKey());
+    const amount = parseEther('0.5');
+    const tx = await withdraw('ETH', to, amount, 'evm-eth-1');
+    assert.equal(await pub().getBalance({ address: to }), amount);
+    const b = await balances();
+    const onChain = await pub().getBalance({ address: ours });
+    assert.equal(BigInt(b['anvil:ETH']!.available), onChain);
+    assert.equal(BigInt(b['anvil:ETH']!.available), parseEther('2') - amount - BigInt(tx.feePaid));
+    assert.equal(b['anvil:ETH']?.reserved, '0');
+  });
+
+  test('USDT-TEST withdrawal: token transfer mined, recipient token balance changed, completed', async () => {
+    const to = privateKeyToAddress(generatePrivateKey());
+    await withdraw('USDT-TEST', to, 40_000_000n, 'evm-usdt-1');
+    const bal = (a: Hex) =>
+      pub().readContract({
+        address: TEST_TOKEN.address,
+        abi: ERC20_ABI,
+        functionName: 'balanceOf',
+        args: [a],
+      });
+    assert.equal(await bal(to), 40_000_000n);
+    const b = await balances();
+    assert.equal(b['anvil:USDT-TEST']?.available, '210000000');
+    assert.equal(BigInt(b['anvil:USDT-TEST']!.available), await bal(ours));
+    assert.equal(BigInt(b['anvil:ETH']!.available), await pub().getBalance({ address: ours }));
+    // Nonces came from the PostgreSQL store: two withdrawals, 0 and 1.
+    assert.equal(await pub().getTransactionCount({ address: ours }), 2);
+    const row = await db.db.selectFrom('evm_nonces').selectAll().where('network', '=', 'anvil').execute();
+    assert.equal(row.length, 1);
+    assert.equal(Number(row[0]!.next), 2);
+    const rec = await call('GET', '/v1/reconciliation');
+    assert.equal(rec.status, 200, JSON.stringify(rec.body));
+    assert.equal(rec.body.ledger.ok, true, JSON.stringify(rec.body));
+    assert.deepEqual(rec.body.differences, [], JSON.stringify(rec.body.differences));
+  });
+
+  test('reorg: a credited deposit whose block disappears goes back to pending; the ledger follows the chain', async () => {
+    const before_ = await balances();
+    const snap = await anvil.rpc<string>('evm_snapshot');
+    const hash = await sender().sendTransaction({ to: ours, value: parseEther('1') });
+    await pub().waitForTransactionReceipt({ hash });
+    await mine(1);
+    await custody.tick();
+    await custody.tick();
+    let b = await balances();
+    assert.equal(
+      BigInt(b['anvil:ETH']!.available),
+      BigInt(before_['anvil:ETH']!.available) + parseEther('1'),
+    );
+    // The chain forgets those blocks; a longer fork replaces them.
+    await anvil.rpc('evm_revert', [snap]);
+    await mine(4);
+    await custody.tick();
+    b = await balances();
+    assert.equal(b['anvil:ETH']?.available, before_['anvil:ETH']?.available, 'credit taken back');
+    const dep = () =>
+      db.db.selectFrom('deposits').selectAll().where('tx_id', '=', hash).executeTakeFirstOrThrow();
+    assert.equal((await dep()).status === 'pending' || (await dep()).status === 'orphaned', true);
+    const reorged = await db.db
+      .selectFrom('audit_log')
+      .select('action')
+      .where('action', '=', 'deposit.reorged')
+      .execute();
+    assert.equal(reorged.length, 1);
+    // Whatever the node did with the transaction (gone, or mined again), the ledger ends equal to
+    // the chain and the deposit is credited at most once.
+    for (let i = 0; i < 3; i++) {
+      await mine(1);
+      await custody.tick();
+    }
+    b = await balances();
+    assert.equal(
+      BigInt(b['anvil:ETH']!.available) + BigInt(b['anvil:ETH']!.pending),
+      await pub().getBalance({ address: ours }),
+    );
+    const status = (await dep()).status;
+    assert.ok(['orphaned', 'credited'].includes(status), status);
+    const rec = await call('GET', '/v1/reconciliation');
+    assert.equal(rec.body.ledger.ok, true, JSON.stringify(rec.body));
+    assert.deepEqual(rec.body.differences, [], JSON.stringify(rec.body.differences));
+  });
+
+  test('two watchers on one database: one holds the lease, the deposit is credited once', async () => {
+    const primary = custody.watchers.get('anvil')!;
+    const second = new ChainWatcher(custody.service, custody.withdrawals, chain, { intervalMs: 1000 });
+    const hash = await sender().sendTransaction({ to: ours, value: parseEther('0.25') });
+    await pub().waitForTransactionReceipt({ hash });
+    await mine(2);
+    const before_ = await balances();
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(...(await Promise.all([primary.tick(), second.tick()])));
+    assert.ok(
+      results.every((r, i) => r.leased === (i % 2 === 0)),
+      JSON.stringify(results),
+    );
+    const credited = results.reduce((n, r) => n + r.credited, 0);
+    assert.equal(credited, 1);
+    const rows = await db.db.selectFrom('deposits').selectAll().where('tx_id', '=', hash).execute();
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]!.status, 'credited');
+    const b = await balances();
+    assert.equal(
+      BigInt(b['anvil:ETH']!.available) + BigInt(b['anvil:ETH']!.pending),
+      BigInt(before_['anvil:ETH']!.available) + BigInt(before_['anvil:ETH']!.pending) + parseEther('0.25'),
+    );
+    // The holder stops (lease released): the other takes over at once.
+    await primary.stop();
+    assert.equal((await second.tick()).leased, true);
+    await second.stop();
+    assert.equal((await primary.tick()).leased, true);
+  });
+});
