@@ -744,8 +744,12 @@ export class MpcNode {
   /** For a running session: a peer is given up on only once its heartbeats stopped (or never came). */
   #presumedAlive(id: number): boolean {
     if (id === this.id) return true;
-    const t = this.#peerSeen.get(id);
     const window = this.#heartbeatMs * 3;
+    // Our own heartbeats are late too: this process (its event loop or its bus link) stalled, so the
+    // peer's silence proves nothing; keep waiting until the session's deadline.
+    const self = this.#peerSeen.get(this.id);
+    if (self !== undefined && Date.now() - self >= window) return true;
+    const t = this.#peerSeen.get(id);
     return t === undefined ? Date.now() - this.#startedAt < window : Date.now() - t < window;
   }
 

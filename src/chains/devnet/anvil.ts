@@ -194,10 +194,34 @@ export async function faucet(
     if (have < amount + 10n ** 18n) {
       await anvil.rpc('anvil_setBalance', [from, `0x${(have + amount + 10n ** 18n).toString(16)}`]);
     }
-    return anvil.rpc<Hex>('eth_sendTransaction', [{ from, to, value: `0x${amount.toString(16)}` }]);
+    const hash = await anvil.rpc<Hex>('eth_sendTransaction', [
+      { from, to, value: `0x${amount.toString(16)}` },
+    ]);
+    return waitMined(anvil, hash);
   }
   const data = encodeFunctionData({ abi: MINT_ABI, functionName: 'mint', args: [to, amount] });
-  return anvil.rpc<Hex>('eth_sendTransaction', [{ from, to: TEST_TOKEN.address, data }]);
+  return waitMined(
+    anvil,
+    await anvil.rpc<Hex>('eth_sendTransaction', [{ from, to: TEST_TOKEN.address, data }]),
+  );
+}
+
+/**
+ * Waits until the faucet's transaction is in a block (the dev devnet mines every second, not on
+ * each transaction), so "funded" means the balance is there; a reverted transaction is an error.
+ */
+async function waitMined(anvil: Pick<Anvil, 'rpc'>, hash: Hex, timeoutMs = 30_000): Promise<Hex> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await anvil.rpc<{ status: Hex } | null>('eth_getTransactionReceipt', [hash]);
+    if (r) {
+      if (r.status !== '0x1')
+        throw new ChainError('CUSTOS_CHAIN_INVALID_TRANSACTION', `faucet: ${hash} reverted`);
+      return hash;
+    }
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new ChainError('CUSTOS_CHAIN_RPC_UNAVAILABLE', `faucet: ${hash} not mined within ${timeoutMs} ms`);
 }
 
 /** The `networks` entry that points the 'anvil' preset at this devnet, with the test token. */
