@@ -8,7 +8,7 @@
 // Alice's consistency check (DKLs19 Protocol 1 steps 4-6, hashed as in DKLs23 §5.1): she also
 // transfers random masks â, derives challenges θ, θ̂ by Fiat–Shamir, and sends u = θ⊙a + θ̂⊙â and
 // H(r) with r_{j,k} = θ_k α_{j,k} + θ̂_k α̂_{j,k}; Bob recomputes r from his side and compares hashes.
-import { createHash } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import { KAPPA_BYTES, VerifyError } from './base-ot.ts';
 import {
   ctEqual,
@@ -34,23 +34,81 @@ export function gadgetVector(pairCtx: Uint8Array): bigint[] {
   return g;
 }
 
-/** Random-OT row → W scalar pads (a random oracle: SHAKE256 over context, index and row). */
-function pads(ctx: Uint8Array, j: number, row: Uint8Array, out: bigint[]): void {
-  const h = createHash('shake256', { outputLength: W * 32 });
-  const idx = Buffer.alloc(4);
-  idx.writeUInt32BE(j);
-  const b = h.update('custos/mul/pad').update(ctx).update(idx).update(row).digest();
-  // 32 bytes per scalar: since 2^256 - q < 2^129, reducing mod q is within 2^-127 of uniform.
-  for (let k = 0; k < W; k++) {
-    const o = k * 32;
-    const x =
-      (b.readBigUInt64BE(o) << 192n) |
-      (b.readBigUInt64BE(o + 8) << 128n) |
-      (b.readBigUInt64BE(o + 16) << 64n) |
-      b.readBigUInt64BE(o + 24);
-    out[k] = x >= N ? x - N : x;
+// ---- Random-OT rows → scalar pads ------------------------------------------------------------------
+//
+// Each extended OT row (KAPPA = 128 bits) is hashed into W scalars with a tweakable circular
+// correlation-robust hash built from AES (Guo–Kolesnikov–Katz–Wang–Yu, "Efficient and Secure
+// Multiparty Computation from Fixed-Key Block Ciphers", S&P 2020 / ePrint 2019/074, §7 "TMMO"):
+//   H(x, (j, b)) = π(π(x) ⊕ T_{j,b}) ⊕ π(x),   π = AES-128 under K = H_sha256(tag, ctx)[0..16],
+// with the tweak T_{j,b} = (OT index j, output block b) and 2·W blocks per row (W·32 bytes). The key
+// is derived from the multiplication context (session, ordered pair), so every session uses a fresh
+// permutation. This is the hash SoftSpokenOT / KOS implementations (libOTe, emp-ot) use in place of
+// a random oracle; all rows of a batch go through two AES-ECB passes (no per-row hash object).
+
+const PAD_BLOCKS = (W * 32) / 16;
+const PAD_BYTES = W * 32;
+
+function padKey(ctx: Uint8Array): Uint8Array {
+  return taggedHash('mul/pad-key', ctx).subarray(0, 16);
+}
+
+/**
+ * Pads of `count` rows (16 bytes each, consecutive in `rows`); row i uses OT index i mod XI as its
+ * tweak. Returns count·W·32 bytes: row i's W scalars (big-endian, 32 bytes each) at i·W·32.
+ */
+function padBytes(ctx: Uint8Array, rows: Uint8Array, count: number): Buffer {
+  const c = createCipheriv('aes-128-ecb', padKey(ctx), null);
+  c.setAutoPadding(false);
+  const y = c.update(rows.subarray(0, count * 16));
+  const z = Buffer.allocUnsafe(count * PAD_BYTES);
+  for (let i = 0; i < count; i++) {
+    const j = i % XI;
+    const yo = i * 16;
+    for (let b = 0; b < PAD_BLOCKS; b++) {
+      const o = (i * PAD_BLOCKS + b) * 16;
+      y.copy(z, o, yo, yo + 16);
+      // tweak (j, b) in the last 4 bytes; j < 2^16, b < 2^8
+      z[o + 13] = z[o + 13]! ^ (j >>> 8);
+      z[o + 14] = z[o + 14]! ^ (j & 0xff);
+      z[o + 15] = z[o + 15]! ^ b;
+    }
   }
-  b.fill(0);
+  const e = c.update(z);
+  c.final();
+  z.fill(0);
+  for (let i = 0; i < count; i++) {
+    const yo = i * 16;
+    for (let b = 0; b < PAD_BLOCKS; b++) {
+      const o = (i * PAD_BLOCKS + b) * 16;
+      for (let k = 0; k < 16; k++) e[o + k] = e[o + k]! ^ y[yo + k]!;
+    }
+  }
+  y.fill(0);
+  return e;
+}
+
+/**
+ * 32-byte big-endian values → scalars: a 256-bit value reduced once (2^256 - q < 2^129, so this is
+ * within 2^-127 of uniform for the pads). `strict` rejects values ≥ q instead (received scalars).
+ */
+function scalarsOf(buf: Uint8Array, count: number, strict: string | null): bigint[] {
+  const hex = Buffer.from(buf.buffer, buf.byteOffset, count * 32).toString('hex');
+  const out = new Array<bigint>(count);
+  for (let i = 0; i < count; i++) {
+    const x = BigInt(`0x${hex.substring(i * 64, i * 64 + 64)}`);
+    if (x >= N) {
+      if (strict !== null) throw new VerifyError(`mul: ${strict}[${i}] out of range`);
+      out[i] = x - N;
+    } else out[i] = x;
+  }
+  return out;
+}
+
+/** Canonical 32-byte big-endian encoding of scalars (0 ≤ x < q) into one buffer. */
+function scalarsBytes(xs: readonly bigint[]): Buffer {
+  let hex = '';
+  for (const x of xs) hex += x.toString(16).padStart(64, '0');
+  return Buffer.from(hex, 'hex');
 }
 
 function challenges(ctx: Uint8Array, bobMsg: Uint8Array, tauHash: Uint8Array): bigint[] {
@@ -102,43 +160,56 @@ export function mulAlice(
   if (a.length !== L) throw new Error('mul: input length');
   const rows = oteSenderReceive(ctx, delta, seeds, bobMsg);
   const corr = [a[0]!, a[1]!, randomScalar(), randomScalar()];
-  const alpha: bigint[] = new Array(XI * W);
-  const t0: bigint[] = new Array(W);
-  const t1: bigint[] = new Array(W);
-  const flipped = new Uint8Array(KAPPA_BYTES);
-  const w = new Writer();
-  const tauBuf = Buffer.alloc(XI * W * 32);
+  // Rows q_j (first XI) and q_j ⊕ Δ (next XI), hashed in one batch with tweaks j.
+  const both = new Uint8Array(2 * XI * KAPPA_BYTES);
+  both.set(rows, 0);
+  const off = XI * KAPPA_BYTES;
+  for (let i = 0; i < off; i++) both[off + i] = rows[i]! ^ delta[i & (KAPPA_BYTES - 1)]!;
+  rows.fill(0);
+  const padBuf = padBytes(ctx, both, 2 * XI);
+  both.fill(0);
+  // alpha = pads of q_j (Alice's share of the transfer), pads[XI·W + ·] = pads of q_j ⊕ Δ.
+  const pads = scalarsOf(padBuf, 2 * XI * W, null);
+  padBuf.fill(0);
+  const tau = new Array<bigint>(XI * W);
   for (let j = 0; j < XI; j++) {
-    const row = rows.subarray(j * KAPPA_BYTES, (j + 1) * KAPPA_BYTES);
-    for (let k = 0; k < KAPPA_BYTES; k++) flipped[k] = row[k]! ^ delta[k]!;
-    pads(ctx, j, row, t0);
-    pads(ctx, j, flipped, t1);
     for (let k = 0; k < W; k++) {
-      alpha[j * W + k] = t0[k]!;
-      const tau = mod(corr[k]! - t0[k]! + t1[k]!);
-      tauBuf.write(tau.toString(16).padStart(64, '0'), (j * W + k) * 32, 'hex');
+      const i = j * W + k;
+      // τ = a_k − t0 + t1 ∈ (−q, 2q): one conditional correction instead of a division
+      let x = corr[k]! - pads[i]! + pads[XI * W + i]!;
+      if (x < 0n) x += N;
+      else if (x >= N) x -= N;
+      tau[i] = x;
     }
   }
-  rows.fill(0);
-  flipped.fill(0);
+  const tauBuf = scalarsBytes(tau);
+  tau.fill(0n);
   const th = challenges(ctx, bobMsg, taggedHash('mul/tau', tauBuf));
-  const rBuf = Buffer.alloc(XI * L * 32);
-  const c = [0n, 0n];
+  const r = new Array<bigint>(XI * L);
+  let c0 = 0n;
+  let c1 = 0n;
+  const t0 = th[0]!;
+  const t1 = th[1]!;
+  const h0 = th[L]!;
+  const h1 = th[L + 1]!;
   for (let j = 0; j < XI; j++) {
     const g = gadget[j]!;
-    for (let k = 0; k < L; k++) {
-      const al = alpha[j * W + k]!;
-      const r = mod(th[k]! * al + th[k + L]! * alpha[j * W + k + L]!);
-      rBuf.write(r.toString(16).padStart(64, '0'), (j * L + k) * 32, 'hex');
-      c[k] = c[k]! + g * al;
-    }
+    const o = j * W;
+    const a0 = pads[o]!;
+    const a1 = pads[o + 1]!;
+    r[j * L] = (t0 * a0 + h0 * pads[o + 2]!) % N;
+    r[j * L + 1] = (t1 * a1 + h1 * pads[o + 3]!) % N;
+    // accumulate unreduced; one reduction at the end
+    c0 += g * a0;
+    c1 += g * a1;
   }
-  alpha.fill(0n);
+  pads.fill(0n);
+  const w = new Writer();
   w.bytes(tauBuf);
   for (let k = 0; k < L; k++) w.scalar(mod(th[k]! * corr[k]! + th[k + L]! * corr[k + L]!));
-  w.bytes(taggedHash('mul/r', ctx, rBuf));
+  w.bytes(taggedHash('mul/r', ctx, scalarsBytes(r)));
   corr.fill(0n);
-  return { c: c.map(mod), message: w.finish() };
+  return { c: [c0 % N, c1 % N], message: w.finish() };
 }
 
 /** Bob, finish: verify Alice's check and return his share d (and his input b). */
@@ -150,45 +221,48 @@ export function mulBobFinish(
 ): bigint[] {
   const rd = new Reader(aliceMsg, 'mul');
   const tauBytes = rd.bytes(XI * W * 32, 'tau');
-  const tau: bigint[] = new Array(XI * W);
-  const tb = Buffer.from(tauBytes.buffer, tauBytes.byteOffset, tauBytes.byteLength);
-  for (let i = 0; i < XI * W; i++) {
-    const o = i * 32;
-    const x =
-      (tb.readBigUInt64BE(o) << 192n) |
-      (tb.readBigUInt64BE(o + 8) << 128n) |
-      (tb.readBigUInt64BE(o + 16) << 64n) |
-      tb.readBigUInt64BE(o + 24);
-    if (x >= N) throw new VerifyError(`mul: tau[${i}] out of range`);
-    tau[i] = x;
-  }
+  const tau = scalarsOf(tauBytes, XI * W, 'tau');
   const u: bigint[] = [];
   for (let k = 0; k < L; k++) u.push(rd.scalar(`u[${k}]`));
   const hr = rd.bytes(32, 'H(r)');
   rd.end();
   const th = challenges(ctx, st.message, taggedHash('mul/tau', tauBytes));
-  const t: bigint[] = new Array(W);
-  const zeta: bigint[] = new Array(W);
-  const rBuf = Buffer.alloc(XI * L * 32);
-  const d = [0n, 0n];
+  const padBuf = padBytes(ctx, st.rows, XI);
+  const t = scalarsOf(padBuf, XI * W, null);
+  padBuf.fill(0);
+  const r = new Array<bigint>(XI * L);
+  const t0 = th[0]!;
+  const t1 = th[1]!;
+  const h0 = th[L]!;
+  const h1 = th[L + 1]!;
+  const u0 = u[0]!;
+  const u1 = u[1]!;
+  let d0 = 0n;
+  let d1 = 0n;
   for (let j = 0; j < XI; j++) {
     const beta = (st.choices[j >> 3]! >> (j & 7)) & 1;
-    pads(ctx, j, st.rows.subarray(j * KAPPA_BYTES, (j + 1) * KAPPA_BYTES), t);
-    for (let k = 0; k < W; k++) zeta[k] = beta ? tau[j * W + k]! - t[k]! : -t[k]!;
+    const o = j * W;
+    // ζ_{j,k} = β_j·τ_{j,k} − t_{j,k} (unreduced, |ζ| < 2q)
+    const z0 = beta ? tau[o]! - t[o]! : -t[o]!;
+    const z1 = beta ? tau[o + 1]! - t[o + 1]! : -t[o + 1]!;
+    const z2 = beta ? tau[o + 2]! - t[o + 2]! : -t[o + 2]!;
+    const z3 = beta ? tau[o + 3]! - t[o + 3]! : -t[o + 3]!;
+    // DKLs19 Protocol 1 step 6: r_{j,k} = β_j·u_k − (θ_k ζ_{j,k} + θ̂_k ζ̂_{j,k})
+    let r0 = ((beta ? u0 : 0n) - t0 * z0 - h0 * z2) % N;
+    let r1 = ((beta ? u1 : 0n) - t1 * z1 - h1 * z3) % N;
+    if (r0 < 0n) r0 += N;
+    if (r1 < 0n) r1 += N;
+    r[j * L] = r0;
+    r[j * L + 1] = r1;
     const g = gadget[j]!;
-    for (let k = 0; k < L; k++) {
-      // DKLs19 Protocol 1 step 6: r_{j,k} = β_j·u_k − (θ_k ζ_{j,k} + θ̂_k ζ̂_{j,k})
-      const r = mod((beta ? u[k]! : 0n) - th[k]! * zeta[k]! - th[k + L]! * zeta[k + L]!);
-      rBuf.write(r.toString(16).padStart(64, '0'), (j * L + k) * 32, 'hex');
-      d[k] = d[k]! + g * zeta[k]!;
-    }
+    d0 += g * z0;
+    d1 += g * z1;
   }
   t.fill(0n);
-  zeta.fill(0n);
-  if (!ctEqual(new Uint8Array(taggedHash('mul/r', ctx, rBuf)), hr)) {
+  if (!ctEqual(new Uint8Array(taggedHash('mul/r', ctx, scalarsBytes(r))), hr)) {
     throw new VerifyError('mul: multiplication consistency check failed');
   }
-  return d.map(mod);
+  return [mod(d0), mod(d1)];
 }
 
 /** Zero Bob's per-session state. */
