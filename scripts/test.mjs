@@ -22,10 +22,13 @@ function collect(dir, out) {
   return out;
 }
 
+const FIRST = ['test/dev-process.test.ts'];
 const filters = process.argv.slice(2);
 const files = [...collect('src', []), ...collect('test', [])]
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
-  .sort();
+  .sort()
+  // Files that time a whole process start-up go first, before the machine is busy with the rest.
+  .sort((a, b) => Number(FIRST.some((x) => b.includes(x))) - Number(FIRST.some((x) => a.includes(x))));
 if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);

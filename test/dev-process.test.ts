@@ -100,6 +100,21 @@ describe('custos dev', () => {
         dir,
       ]);
       assert.equal(bad.code, 2, 'more decimals than the token has is refused');
+
+      // `custos dev login` signs the demo owner in (TOTP from the credentials file), then refreshes
+      const tokens: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const l = runCli(['dev', 'login', '--data-dir', dir, '--json']);
+        assert.equal(l.code, 0, l.stderr);
+        const { accessToken } = JSON.parse(l.stdout) as { accessToken: string };
+        const me = await fetch(`${info.api}/v1/orgs`, {
+          headers: { authorization: `Bearer ${accessToken}` },
+        });
+        assert.equal(me.status, 200);
+        tokens.push(accessToken);
+      }
+      assert.notEqual(tokens[0], tokens[1]);
+      assert.equal(statSync(join(dir, 'secrets', 'dev-session.json')).mode & 0o777, 0o600);
       assert.match(stdout, /API:\s+http:\/\/127\.0\.0\.1:\d+/);
       firstInstance = info.instanceId;
     } finally {
@@ -127,6 +142,20 @@ describe('custos dev', () => {
     } finally {
       p.kill('SIGTERM');
       assert.equal((await waitExit(p)).code, 0);
+    }
+  });
+
+  test('Ctrl-C while it is still starting exits 0 and leaves no dev.json', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'custos-dev-cancel-'));
+    try {
+      const p = spawnCli(['dev', '--port', '0', '--data-dir', fresh]);
+      await sleep(1500);
+      p.kill('SIGINT');
+      const exit = await waitExit(p);
+      assert.equal(exit.code, 0);
+      assert.ok(!existsSync(join(fresh, 'dev.json')));
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
     }
   });
 

@@ -6,7 +6,7 @@ import { type Config, loadConfig, redactedConfig } from '../config.ts';
 import { createLogger } from '../log/logger.ts';
 import { startApi } from '../roles/api.ts';
 import { readDevInfo } from '../roles/data-dir.ts';
-import { startDev } from '../roles/dev.ts';
+import { StartupCancelled, startDev } from '../roles/dev.ts';
 import { pgliteDirOf } from '../roles/runtime.ts';
 import { openDatabase } from '../store/database.ts';
 import { VERSION } from '../version.ts';
@@ -16,6 +16,7 @@ import { registerAuditCommands } from './audit.ts';
 import { registerAuthCommands } from './auth.ts';
 import { registerChainWatcher } from './chain-watcher.ts';
 import { registerDevFaucet } from './dev-faucet.ts';
+import { registerDevLogin } from './dev-login.ts';
 import { registerKeysCommands } from './keys.ts';
 import { registerMpcCommands } from './mpc.ts';
 import { registerMpcNodeCommands } from './mpc-node.ts';
@@ -125,6 +126,7 @@ cfgCmd
 
 registerMpcCommands(program);
 registerDevFaucet(devCmd);
+registerDevLogin(devCmd);
 registerChainWatcher(program);
 registerMpcNodeCommands(program);
 registerAdminCommands(program);
@@ -133,12 +135,19 @@ registerAuthCommands(program);
 registerKeysCommands(program);
 registerApproveCommands(program);
 
+// Loaded: hand Ctrl-C back to the commands (bin/custos.js covered the time it took to load).
+(globalThis as { custosReleaseEarlySignals?: () => void }).custosReleaseEarlySignals?.();
+
 const wantsJson = process.argv.includes('--json');
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {
     process.exit(e.exitCode === 0 ? 0 : 2);
+  }
+  if (e instanceof StartupCancelled) {
+    // Ctrl-C while `custos dev` was starting: everything opened was closed again.
+    process.exit(0);
   }
   fail(e, wantsJson);
 }

@@ -19,6 +19,14 @@ import { startApi } from './api.ts';
 import { ensureDataDir, ensureSecret, readDevInfo, removeDevInfo, writeDevInfo } from './data-dir.ts';
 import { type DevnetInfo, startDevnet } from './devnet.ts';
 import { openRuntime } from './runtime.ts';
+import type { Closer } from './shutdown.ts';
+
+/** A signal arrived while `custos dev` was starting: what was opened is closed again. */
+export class StartupCancelled extends Error {
+  constructor(readonly signal: string) {
+    super(`start-up cancelled by ${signal}`);
+  }
+}
 
 export interface DevHandle {
   api: string;
@@ -52,42 +60,99 @@ export async function startDev(
     );
   }
   const cfg: Config = { ...config, dataDir };
-  const runtime = await openRuntime(cfg, logger, { migrate: true });
-  const mpc = await startDevMpc(dataDir, logger, runtime.bus);
-  runtime.mpc = mpc.coordinator;
-  const devnet = await startDevnet(dataDir, logger);
-  // The devnet mines a block every second (anvil automines only on a transaction), so deposits and
-  // withdrawals reach the 'anvil' network's confirmation depth without further traffic.
-  if (devnet) await devnet.anvil.rpc('evm_setIntervalMining', [1]);
-  const networks = mergeNetworks(
-    config.networks as NetworkInput[],
-    devnet ? [devnetNetwork(devnet.info)] : [],
-  );
-  // Custody: every node checks withdrawal evidence itself, trusting only the owner keys its operator
-  // listed in <dataDir>/mpc/trusted-owners.json (`custos approve --trust-owner`), with its own decoders.
-  for (const node of mpc.nodes.values()) {
-    const decoders = nodeChainDecoders(networks, devTestChains({}));
-    const trust = new FileOwnerTrust(join(dataDir, 'mpc', 'trusted-owners.json'));
-    node.addAuthorizer(custodyApprovalAuthorizer({ trust, chains: decoders }));
+  const handleSignals = opts.handleSignals ?? true;
+  // Until the API's own shutdown handlers are in place, Ctrl-C during start-up stops after the
+  // current step and closes what was opened so far (exit code 0); a second Ctrl-C exits at once.
+  let cancelled: string | null = null;
+  const opened: Closer[] = [];
+  const onEarlySignal = (signal: string) => {
+    if (cancelled) process.exit(130);
+    cancelled = signal;
+    logger.info({ signal }, 'stopping after the current start-up step');
+  };
+  const onInt = () => onEarlySignal('SIGINT');
+  const onTerm = () => onEarlySignal('SIGTERM');
+  if (handleSignals) {
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
   }
-  const { instanceId } = await new InstanceRepository(runtime.database.db).ensure();
-  const pglite = runtime.database.pglite!;
-  const socket = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections: 16 });
-  await socket.start();
-  const database = `postgres://postgres@${socketAddress(socket)}/postgres?sslmode=disable`;
+  const removeEarly = () => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  };
+  const closeOpened = async () => {
+    for (const c of opened) await c.close().catch((err) => logger.error({ err, part: c.name }, 'close'));
+  };
+  const checkpoint = async () => {
+    if (!cancelled) return;
+    await closeOpened();
+    removeEarly();
+    throw new StartupCancelled(cancelled);
+  };
 
-  const api = await startApi(cfg, logger, {
-    migrate: false,
-    runtime,
-    handleSignals: opts.handleSignals ?? true,
-    networks,
-    extraClosers: [
-      { name: 'dev.json', close: async () => removeDevInfo(dataDir) },
-      { name: 'database socket', close: () => socket.stop() },
-      { name: 'mpc nodes', close: () => mpc.stop() },
-      ...(devnet ? [{ name: 'devnet', close: () => devnet.anvil.stop() }] : []),
-    ],
-  });
+  let runtime: Awaited<ReturnType<typeof openRuntime>>;
+  let api: Awaited<ReturnType<typeof startApi>>;
+  let database: string;
+  let instanceId: string;
+  let devnet: Awaited<ReturnType<typeof startDevnet>>;
+  try {
+    runtime = await openRuntime(cfg, logger, { migrate: true });
+    opened.unshift(...runtime.closers);
+    await checkpoint();
+    const mpc = await startDevMpc(dataDir, logger, runtime.bus);
+    opened.unshift({ name: 'mpc nodes', close: () => mpc.stop() });
+    runtime.mpc = mpc.coordinator;
+    await checkpoint();
+    devnet = await startDevnet(dataDir, logger);
+    const dn = devnet;
+    if (dn) opened.unshift({ name: 'devnet', close: () => dn.anvil.stop() });
+    await checkpoint();
+    // The devnet mines a block every second (anvil automines only on a transaction), so deposits and
+    // withdrawals reach the 'anvil' network's confirmation depth without further traffic.
+    if (devnet) await devnet.anvil.rpc('evm_setIntervalMining', [1]);
+    const networks = mergeNetworks(
+      config.networks as NetworkInput[],
+      devnet ? [devnetNetwork(devnet.info)] : [],
+    );
+    // Custody: every node checks withdrawal evidence itself, trusting only the owner keys its operator
+    // listed in <dataDir>/mpc/trusted-owners.json (`custos approve --trust-owner`), with its own decoders.
+    for (const node of mpc.nodes.values()) {
+      const decoders = nodeChainDecoders(networks, devTestChains({}));
+      const trust = new FileOwnerTrust(join(dataDir, 'mpc', 'trusted-owners.json'));
+      node.addAuthorizer(custodyApprovalAuthorizer({ trust, chains: decoders }));
+    }
+    instanceId = (await new InstanceRepository(runtime.database.db).ensure()).instanceId;
+    const pglite = runtime.database.pglite!;
+    const socket = new PGLiteSocketServer({ db: pglite, host: '127.0.0.1', port: 0, maxConnections: 16 });
+    await socket.start();
+    opened.unshift({ name: 'database socket', close: () => socket.stop() });
+    database = `postgres://postgres@${socketAddress(socket)}/postgres?sslmode=disable`;
+    await checkpoint();
+
+    api = await startApi(cfg, logger, {
+      migrate: false,
+      runtime,
+      handleSignals,
+      networks,
+      extraClosers: [
+        { name: 'dev.json', close: async () => removeDevInfo(dataDir) },
+        { name: 'database socket', close: () => socket.stop() },
+        { name: 'mpc nodes', close: () => mpc.stop() },
+        ...(dn ? [{ name: 'devnet', close: () => dn.anvil.stop() }] : []),
+      ],
+    });
+  } catch (e) {
+    if (!(e instanceof StartupCancelled)) {
+      await closeOpened();
+      removeEarly();
+    }
+    throw e;
+  }
+  removeEarly();
+  if (cancelled) {
+    await api.stop();
+    throw new StartupCancelled(cancelled);
+  }
   // Before dev.json appears, so whoever waits for it finds the demo credentials too.
   const demo = await ensureDemo(api.security, runtime.database.db, { dataDir, apiUrl: api.url });
   if (demo?.created)
