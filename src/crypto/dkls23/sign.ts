@@ -13,17 +13,28 @@
 //     u_i + δ·φ_i shares φ·(k + δ), which removes the related-key/presignature weakness they describe.
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { deriveSecp256k1 } from '../hd.ts';
+import {
+  compress,
+  decompress,
+  ecdsaVerify,
+  type Jac,
+  jAdd,
+  jAddAffine,
+  jNeg,
+  jToAffine,
+  jToAffineMany,
+  mulG,
+  mulVarUnsafe,
+} from '../ot/ec.ts';
 import {
   bytesToBigInt,
   ctEqual,
+  decodePoint,
   hashToScalar,
   mod,
-  mulG,
   N,
   Point as P,
-  type Point,
   Reader,
   randomScalar,
   taggedHash,
@@ -50,6 +61,31 @@ import { checkCommittee, Dkls23Party, type Expect, type Inbound, lagrange } from
 import { type Dkls23KeyShare, gadgetFor, pairContext, shareSecrets } from './share.ts';
 
 const inv = (x: bigint): bigint => P.Fn.inv(x);
+const jFromAffine = ([x, y]: readonly [bigint, bigint]): Jac => ({ X: x, Y: y, Z: 1n });
+function affine(p: Jac): [bigint, bigint] {
+  const a = jToAffine(p);
+  if (!a) throw new Error('unexpected identity point'); // k = 0: probability 2^-256
+  return a;
+}
+
+// pk_j = λ_j·X_j for each signer set, derived from the stored public shares (public values; cached
+// per share object, so a loaded key pays the multiplication once per signer set).
+const PEER_KEYS = new WeakMap<Dkls23KeyShare, Map<string, [bigint, bigint]>>();
+function peerKeyShare(share: Dkls23KeyShare, signers: readonly PartyId[], p: PartyId): [bigint, bigint] {
+  let m = PEER_KEYS.get(share);
+  if (!m) {
+    m = new Map();
+    PEER_KEYS.set(share, m);
+  }
+  const k = `${signers.join(',')}:${p}`;
+  let pk = m.get(k);
+  if (!pk) {
+    const X = decompress(share.publicShares.get(p)!, 'public share');
+    pk = affine(mulVarUnsafe(X, lagrange(p, signers, N, inv)));
+    m.set(k, pk);
+  }
+  return pk;
+}
 
 interface PresigSecret {
   R: Uint8Array;
@@ -171,7 +207,8 @@ export class PresignParty extends Dkls23Party<Dkls23Presignature> {
   #r = 0n;
   #phi = 0n;
   #sk = 0n;
-  #Ri: Point | null = null;
+  #Ri: [bigint, bigint] | null = null;
+  #RiBytes: Uint8Array | null = null;
   #salt: Uint8Array | null = null;
   #bob = new Map<PartyId, BobState>();
   #com = new Map<PartyId, Uint8Array>();
@@ -205,9 +242,10 @@ export class PresignParty extends Dkls23Party<Dkls23Presignature> {
     this.#r = randomScalar();
     this.#phi = randomScalar();
     this.#sk = mod(lagrange(me, this.#signers, N, inv) * sec.x);
-    this.#Ri = mulG(this.#r);
+    this.#Ri = affine(mulG(this.#r));
+    this.#RiBytes = compress(this.#Ri);
     this.#salt = new Uint8Array(randomBytes(32));
-    const com = taggedHash('dkls23/presign-commit', this.#ctx, me, this.#Ri.toBytes(true), this.#salt);
+    const com = taggedHash('dkls23/presign-commit', this.#ctx, me, this.#RiBytes, this.#salt);
     const out: ProtocolMessage[] = [
       this.message(null, new Writer().bytes(this.#share.keyId).bytes(com).finish()),
     ];
@@ -256,20 +294,22 @@ export class PresignParty extends Dkls23Party<Dkls23Presignature> {
       );
       this.#c.set(p, c);
       const chi = this.#bob.get(p)!.b;
+      const [gu, gv] = jToAffineMany([mulG(c[0]!), mulG(c[1]!)]);
+      if (!gu || !gv) throw new Error('Γ is the identity'); // c = 0: probability 2^-256
       const w = new Writer()
-        .point(mulG(c[0]!))
-        .point(mulG(c[1]!))
+        .bytes(compress(gu))
+        .bytes(compress(gv))
         .scalar(mod(this.#phi - chi))
         .bytes(message);
       out.push(this.message(p, w.finish()));
     }
-    out.push(this.message(null, new Writer().point(this.#Ri!).bytes(this.#salt!).finish()));
+    out.push(this.message(null, new Writer().bytes(this.#RiBytes!).bytes(this.#salt!).finish()));
     return { outgoing: out };
   }
 
   private round2(inb: Map<PartyId, Inbound>): StepResult<Dkls23Presignature> {
     const me = this.partyId;
-    let R = this.#Ri!;
+    const R = jFromAffine(this.#Ri!);
     let uSum = 0n;
     let vSum = 0n;
     let psi = 0n;
@@ -278,50 +318,53 @@ export class PresignParty extends Dkls23Party<Dkls23Presignature> {
       this.from(p, () => {
         // Step 8: open the commitment to R_j.
         const rb = new Reader(bcast!, 'presign/round2');
-        const Rj = rb.point('R');
+        const RjBytes = rb.bytes(33, 'R');
         const salt = rb.bytes(32, 'salt');
         rb.end();
-        if (
-          !ctEqual(
-            taggedHash('dkls23/presign-commit', this.#ctx, p, Rj.toBytes(true), salt),
-            this.#com.get(p)!,
-          )
-        ) {
+        const Rj = decompress(RjBytes, 'presign/round2: R'); // on the curve, not the identity
+        if (!ctEqual(taggedHash('dkls23/presign-commit', this.#ctx, p, RjBytes, salt), this.#com.get(p)!)) {
           this.fail('invalid-proof', p, 'R_j does not open its commitment');
         }
         const r = new Reader(p2p!, 'presign/round2-p2p');
-        const Gu = r.point('Gamma_u');
-        const Gv = r.point('Gamma_v');
+        const Gu = r.bytes(33, 'Gamma_u');
+        const Gv = r.bytes(33, 'Gamma_v');
         const psiJ = r.scalar('psi');
         const mulMsg = r.bytes(MUL_ALICE_BYTES, 'mul');
         r.end();
         const st = this.#bob.get(p)!;
         const d = mulBobFinish(this.mulCtx(p, me), gadgetFor(this.#share, p, me), st, mulMsg);
-        // Step 8 consistency checks: χ·R_j = d_u·G + Γ_u and χ·pk_j = d_v·G + Γ_v.
-        const pkj = P.fromBytes(this.#share.publicShares.get(p)!).multiplyUnsafe(
-          lagrange(p, this.#signers, N, inv),
-        );
-        if (!Rj.multiplyUnsafe(st.b).equals(mulG(d[0]!).add(Gu))) {
+        // Step 8 consistency checks: χ·R_j = d_u·G + Γ_u and χ·pk_j = d_v·G + Γ_v, evaluated as
+        // Γ_u = χ·R_j − d_u·G (and likewise Γ_v) compared in canonical compressed form.
+        const eu = mulVarUnsafe(Rj, st.b);
+        jAdd(eu, jNeg(mulG(d[0]!)));
+        const ev = mulVarUnsafe(peerKeyShare(this.#share, this.#signers, p), st.b);
+        jAdd(ev, jNeg(mulG(d[1]!)));
+        const [au, av] = jToAffineMany([eu, ev]);
+        if (!au || !ctEqual(compress(au), Gu)) {
+          decodePoint(Gu, 'presign/round2-p2p: Gamma_u'); // malformed → bad-message
           this.fail('invalid-proof', p, 'Γ_u check failed (instance key inconsistent with R_j)');
         }
-        if (!pkj.multiplyUnsafe(st.b).equals(mulG(d[1]!).add(Gv))) {
+        if (!av || !ctEqual(compress(av), Gv)) {
+          decodePoint(Gv, 'presign/round2-p2p: Gamma_v');
           this.fail('invalid-proof', p, 'Γ_v check failed (key share inconsistent with pk_j)');
         }
         const c = this.#c.get(p)!;
         uSum += c[0]! + d[0]!;
         vSum += c[1]! + d[1]!;
         psi += psiJ;
-        R = R.add(Rj);
+        jAddAffine(R, Rj[0], Rj[1]);
       });
     }
-    if (R.equals(P.ZERO)) this.fail('invalid-proof', null, 'R is the identity');
+    const Ra = jToAffine(R);
+    if (!Ra) this.fail('invalid-proof', null, 'R is the identity');
+    const RBytes = compress(Ra);
     // Step 9: u_i = r_i(φ_i + Σψ) + Σ(c_u + d_u), v_i = sk_i(φ_i + Σψ) + Σ(c_v + d_v).
     const phiPlus = mod(this.#phi + psi);
     const u = mod(this.#r * phiPlus + uSum);
     const v = mod(this.#sk * phiPlus + vSum);
-    const id = Buffer.from(taggedHash('dkls23/presig-id', this.#ctx, R.toBytes(true))).toString('hex');
+    const id = Buffer.from(taggedHash('dkls23/presig-id', this.#ctx, RBytes)).toString('hex');
     const presig = new Dkls23Presignature(id, me, this.#signers, this.#share.keyId, {
-      R: R.toBytes(true),
+      R: RBytes,
       phi: this.#phi,
       u,
       v,
@@ -357,8 +400,9 @@ export class OnlineSignParty extends Dkls23Party<SchemeSignature> {
   #ownW = 0n;
   #ownU = 0n;
   #r = 0n;
-  #Rp: Point | null = null;
+  #Rp: [bigint, bigint] | null = null;
   #childPk: Uint8Array | null = null;
+  #tweak = 0n;
   readonly #roundOffset: number;
   readonly #presignParty: PresignParty | null;
 
@@ -381,12 +425,10 @@ export class OnlineSignParty extends Dkls23Party<SchemeSignature> {
     this.#signers = s;
     this.#digest = new Uint8Array(args.message);
     this.#path = args.derivationPath ?? 'm';
-    // Validate the path now (throws on hardened or malformed).
-    this.#childPk = deriveSecp256k1(
-      args.share.info.publicKey,
-      args.share.info.chainCode,
-      this.#path,
-    ).publicKey;
+    // Validate the path now (throws on hardened or malformed); the derivation is public data.
+    const derived = deriveSecp256k1(args.share.info.publicKey, args.share.info.chainCode, this.#path);
+    this.#childPk = derived.publicKey;
+    this.#tweak = derived.tweak;
     if (args.presignature) {
       const p = args.presignature;
       if (!(p instanceof Dkls23Presignature))
@@ -429,12 +471,8 @@ export class OnlineSignParty extends Dkls23Party<SchemeSignature> {
     // Consumed atomically before anything is computed or sent.
     const sec = presig.take(this.protocol);
     this.#secret = sec;
-    const { tweak, publicKey } = deriveSecp256k1(
-      this.#share.info.publicKey,
-      this.#share.info.chainCode,
-      this.#path,
-    );
-    this.#childPk = publicKey;
+    const tweak = this.#tweak;
+    const publicKey = this.#childPk!;
     const e = digestScalar(this.#digest);
     // Groth–Shoup re-randomisation of the presignature nonce.
     const delta = hashToScalar(
@@ -444,9 +482,12 @@ export class OnlineSignParty extends Dkls23Party<SchemeSignature> {
       publicKey,
       this.#digest,
     );
-    const Rp = P.fromBytes(sec.R).add(mulG(delta));
-    if (Rp.equals(P.ZERO)) this.fail('invalid-proof', null, 're-randomised R is the identity');
-    const r = mod(Rp.toAffine().x);
+    const RpJ = mulG(delta);
+    const [Rx, Ry] = decompress(sec.R, 'presignature R');
+    jAddAffine(RpJ, Rx, Ry);
+    const Rp = jToAffine(RpJ);
+    if (!Rp) this.fail('invalid-proof', null, 're-randomised R is the identity');
+    const r = mod(Rp[0]);
     if (r === 0n) this.fail('invalid-proof', null, 'r = 0');
     this.#Rp = Rp;
     this.#r = r;
@@ -498,8 +539,8 @@ export class OnlineSignParty extends Dkls23Party<SchemeSignature> {
     u = mod(u);
     if (u === 0n) this.fail('invalid-signature', null, 'Σu = 0');
     let s = mod(w * inv(u));
-    const Rp = this.#Rp!.toAffine();
-    let recovery = (Rp.y & 1n ? 1 : 0) | (Rp.x >= N ? 2 : 0);
+    const [Rx, Ry] = this.#Rp!;
+    let recovery = (Ry & 1n ? 1 : 0) | (Rx >= N ? 2 : 0);
     if (s > N >> 1n) {
       s = N - s;
       recovery ^= 1;
@@ -507,7 +548,13 @@ export class OnlineSignParty extends Dkls23Party<SchemeSignature> {
     if (s === 0n) this.fail('invalid-signature', null, 's = 0');
     const sig = new Writer().scalar(this.#r).scalar(s).finish();
     // The combined signature is verified before release (DKLs23 Protocol 3.6, output step).
-    const ok = secp256k1.verify(sig, this.#digest, this.#childPk!, { prehash: false, lowS: true });
+    // (ec.ts ECDSA verification: r, s in range, low s, (e/s)·G + (r/s)·Q has x ≡ r mod n.)
+    const ok = ecdsaVerify(
+      this.#r,
+      s,
+      digestScalar(this.#digest),
+      decompress(this.#childPk!, 'child public key'),
+    );
     if (!ok || recovery > 1) {
       this.fail(
         'invalid-signature',

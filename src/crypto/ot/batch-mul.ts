@@ -198,6 +198,29 @@ export class FixedBaseTable {
     for (const d of digits) d.fill(0); // the digits encode secret scalars
     return finish(L, (i) => this.point.multiply(scalars[i]!));
   }
+  /**
+   * k·Q for one scalar 0 < k < n as a Jacobian point {X, Y, Z}, with a caller-supplied mixed
+   * addition (ec.ts: Jacobian + affine, exceptional cases exact). Same regular recoding as
+   * `mulMany`: one table addition per digit, whatever k's bits are.
+   */
+  mulOne<J extends { X: bigint; Y: bigint; Z: bigint }>(
+    k: bigint,
+    addAffine: (acc: J, x: bigint, y: bigint) => void,
+  ): J {
+    if (k <= 0n || k >= N) throw new Error('batch-mul: scalar out of range');
+    const { W, DIGITS } = this;
+    const half = 1 << (W - 1);
+    const digits = recode(k & 1n ? k : k + N, W, DIGITS);
+    const acc = { X: 1n, Y: 1n, Z: 0n } as J;
+    for (let win = 0; win < DIGITS; win++) {
+      const d = digits[win]!;
+      const idx = win * half + ((Math.abs(d) - 1) >> 1);
+      const y = this.#ty[idx]!;
+      addAffine(acc, this.#tx[idx]!, d < 0 ? P - y : y);
+    }
+    digits.fill(0);
+    return acc;
+  }
 }
 
 /** Projective -> affine for many points with one inversion. */

@@ -9,6 +9,7 @@
 // transfers random masks â, derives challenges θ, θ̂ by Fiat–Shamir, and sends u = θ⊙a + θ̂⊙â and
 // H(r) with r_{j,k} = θ_k α_{j,k} + θ̂_k α̂_{j,k}; Bob recomputes r from his side and compares hashes.
 import { createCipheriv } from 'node:crypto';
+import { endianness } from 'node:os';
 import { KAPPA_BYTES, VerifyError } from './base-ot.ts';
 import {
   ctEqual,
@@ -46,45 +47,65 @@ export function gadgetVector(pairCtx: Uint8Array): bigint[] {
 // a random oracle; all rows of a batch go through two AES-ECB passes (no per-row hash object).
 
 const PAD_BLOCKS = (W * 32) / 16;
-const PAD_BYTES = W * 32;
 
 function padKey(ctx: Uint8Array): Uint8Array {
   return taggedHash('mul/pad-key', ctx).subarray(0, 16);
 }
 
+if (endianness() !== 'LE') throw new Error('mul: little-endian host required');
+
+/** Aligned little-endian u32 view (copies when the buffer is not 4-aligned). */
+function u32View(b: Uint8Array): Uint32Array {
+  if ((b.byteOffset & 3) === 0) return new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
+  return new Uint32Array(new Uint8Array(b).buffer, 0, b.byteLength >> 2);
+}
+
 /**
- * Pads of `count` rows (16 bytes each, consecutive in `rows`); row i uses OT index i mod XI as its
- * tweak. Returns count·W·32 bytes: row i's W scalars (big-endian, 32 bytes each) at i·W·32.
+ * Pads of `count` rows (16 bytes each, consecutive in `rows`); row i uses OT index j = i mod XI.
+ * Returns count·W·32 bytes: row i's W scalars (big-endian, 32 bytes each) at i·W·32. The tweak
+ * T_{j,b} is the block whose last four bytes are the little-endian u32 j·2^8 + b (rest zero).
  */
-function padBytes(ctx: Uint8Array, rows: Uint8Array, count: number): Buffer {
+function padBytes(ctx: Uint8Array, rows: Uint8Array, count: number): Uint8Array {
   const c = createCipheriv('aes-128-ecb', padKey(ctx), null);
   c.setAutoPadding(false);
-  const y = c.update(rows.subarray(0, count * 16));
-  const z = Buffer.allocUnsafe(count * PAD_BYTES);
+  const yb = c.update(rows.subarray(0, count * 16));
+  const y = u32View(yb);
+  const z = new Uint32Array(count * PAD_BLOCKS * 4);
   for (let i = 0; i < count; i++) {
-    const j = i % XI;
-    const yo = i * 16;
+    const tw = (i % XI) << 8;
+    const y0 = y[4 * i]!;
+    const y1 = y[4 * i + 1]!;
+    const y2 = y[4 * i + 2]!;
+    const y3 = y[4 * i + 3]!;
     for (let b = 0; b < PAD_BLOCKS; b++) {
-      const o = (i * PAD_BLOCKS + b) * 16;
-      y.copy(z, o, yo, yo + 16);
-      // tweak (j, b) in the last 4 bytes; j < 2^16, b < 2^8
-      z[o + 13] = z[o + 13]! ^ (j >>> 8);
-      z[o + 14] = z[o + 14]! ^ (j & 0xff);
-      z[o + 15] = z[o + 15]! ^ b;
+      const o = (i * PAD_BLOCKS + b) * 4;
+      z[o] = y0;
+      z[o + 1] = y1;
+      z[o + 2] = y2;
+      z[o + 3] = y3 ^ (tw | b);
     }
   }
-  const e = c.update(z);
+  const eb = c.update(new Uint8Array(z.buffer));
   c.final();
   z.fill(0);
+  const e = u32View(eb);
   for (let i = 0; i < count; i++) {
-    const yo = i * 16;
+    const y0 = y[4 * i]!;
+    const y1 = y[4 * i + 1]!;
+    const y2 = y[4 * i + 2]!;
+    const y3 = y[4 * i + 3]!;
     for (let b = 0; b < PAD_BLOCKS; b++) {
-      const o = (i * PAD_BLOCKS + b) * 16;
-      for (let k = 0; k < 16; k++) e[o + k] = e[o + k]! ^ y[yo + k]!;
+      const o = (i * PAD_BLOCKS + b) * 4;
+      e[o] = e[o]! ^ y0;
+      e[o + 1] = e[o + 1]! ^ y1;
+      e[o + 2] = e[o + 2]! ^ y2;
+      e[o + 3] = e[o + 3]! ^ y3;
     }
   }
   y.fill(0);
-  return e;
+  yb.fill(0);
+  if (e.buffer !== eb.buffer) eb.fill(0);
+  return new Uint8Array(e.buffer, e.byteOffset, e.byteLength);
 }
 
 /**
@@ -92,10 +113,13 @@ function padBytes(ctx: Uint8Array, rows: Uint8Array, count: number): Buffer {
  * within 2^-127 of uniform for the pads). `strict` rejects values ≥ q instead (received scalars).
  */
 function scalarsOf(buf: Uint8Array, count: number, strict: string | null): bigint[] {
-  const hex = Buffer.from(buf.buffer, buf.byteOffset, count * 32).toString('hex');
+  const dv = new DataView(buf.buffer, buf.byteOffset, count * 32);
   const out = new Array<bigint>(count);
   for (let i = 0; i < count; i++) {
-    const x = BigInt(`0x${hex.substring(i * 64, i * 64 + 64)}`);
+    const o = i * 32;
+    const x =
+      (((((dv.getBigUint64(o) << 64n) | dv.getBigUint64(o + 8)) << 64n) | dv.getBigUint64(o + 16)) << 64n) |
+      dv.getBigUint64(o + 24);
     if (x >= N) {
       if (strict !== null) throw new VerifyError(`mul: ${strict}[${i}] out of range`);
       out[i] = x - N;
