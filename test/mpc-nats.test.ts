@@ -75,7 +75,8 @@ describe('MPC nodes as processes over NATS', { skip }, () => {
       }
     });
     proc.stderr!.on('data', (d: Buffer) => np.out.push(d.toString()));
-    const end = Date.now() + 20_000;
+    // Generous: three processes load and derive their Argon2id keys at once on a 2-core machine.
+    const end = Date.now() + 60_000;
     while (!np.out.some((l) => l.includes('"event":"ready"'))) {
       if (proc.exitCode !== null) assert.fail(`node ${id} exited: ${np.out.join('\n')}`);
       if (Date.now() > end) assert.fail(`node ${id} did not become ready: ${np.out.join('\n')}`);
