@@ -12,7 +12,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { sql } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import { buildApp } from '../src/api/app.ts';
 import { rateLimiterFrom, securityRoutes } from '../src/api/auth/index.ts';
 import { custodyRoutes } from '../src/api/routes/custody/routes.ts';
@@ -32,6 +32,8 @@ import { statementMessage } from '../src/mpc/authorizers/custody-evidence.ts';
 import { startInProcessCluster } from '../src/mpc/local.ts';
 import { createSharedState } from '../src/state/index.ts';
 import { openDatabase } from '../src/store/database.ts';
+import { PGliteDialect } from '../src/store/pglite-dialect.ts';
+import type { Database } from '../src/store/schema.ts';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -42,6 +44,27 @@ const INFLIGHT = Number(arg('inflight', '48'));
 const NETWORKS = arg('networks', 'test,test-ed25519').split(',');
 /** PostgreSQL instead of PGlite (the database then runs outside this process, as in production). */
 const DATABASE_URL = arg('database-url', '');
+/** --query-log: print each statement's count per withdrawal (PGlite only). */
+const QUERY_LOG = process.argv.includes('--query-log');
+const queryLog = new Map<string, number>();
+
+/** Wraps a Kysely instance so that every statement (builder or raw sql) and transaction is counted. */
+function countQueries(base: Kysely<Database>) {
+  const counts = { statements: 0, transactions: 0 };
+  const db = base.withPlugin({
+    transformQuery: (a) => {
+      counts.statements++;
+      return a.node;
+    },
+    transformResult: async (a) => a.result,
+  });
+  const transaction = db.transaction.bind(db);
+  db.transaction = () => {
+    counts.transactions++;
+    return transaction();
+  };
+  return { db, counts };
+}
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -52,10 +75,23 @@ async function run(network: string) {
   const scheme = network === 'test-ed25519' ? 'eddsa-ed25519' : 'ecdsa-secp256k1';
   const dir = mkdtempSync(join(tmpdir(), 'custos-bench-'));
   const dbSchema = `bench_${randomBytes(4).toString('hex')}`;
-  const db = DATABASE_URL
+  const handle = DATABASE_URL
     ? await openDatabase({ databaseUrl: DATABASE_URL, schema: dbSchema, poolSize: 20 })
     : await openDatabase({});
-  await db.migrate();
+  await handle.migrate();
+  // Every statement and transaction the platform sends is counted (the bench's own poller is not).
+  const counted = countQueries(
+    QUERY_LOG && handle.pglite
+      ? new Kysely<Database>({
+          dialect: new PGliteDialect(handle.pglite),
+          log: (e) => {
+            const k = e.query.sql.replace(/\s+/g, ' ').slice(0, 160);
+            queryLog.set(k, (queryLog.get(k) ?? 0) + 1);
+          },
+        })
+      : handle.db,
+  );
+  const db = { db: counted.db };
   const config = loadConfig({
     env: {
       CUSTOS_ENV: 'test',
@@ -171,8 +207,10 @@ async function run(network: string) {
   const wallStart = Date.now();
   const until = t0 + SECONDS * 1000;
   let seq = 0;
+  const q0 = { ...counted.counts };
+  queryLog.clear();
   const poller = setInterval(async () => {
-    const rows = await db.db
+    const rows = await handle.db
       .selectFrom('transactions')
       .select(['id', 'state', 'updated_at'])
       .where('state', 'in', ['completed', 'failed'])
@@ -209,6 +247,12 @@ async function run(network: string) {
   const drainDeadline = performance.now() + 60_000;
   while (started.size > 0 && performance.now() < drainDeadline) await new Promise((r) => setTimeout(r, 50));
   clearInterval(poller);
+  const q1 = { ...counted.counts };
+  if (QUERY_LOG) {
+    process.stdout.write(`${network}: statements per completed withdrawal, by text\n`);
+    for (const [k, n] of [...queryLog].sort((a, b) => b[1] - a[1]))
+      process.stdout.write(`${(n / Math.max(1, done)).toFixed(2).padStart(7)}  ${k}\n`);
+  }
   const elapsed = (lastDone - t0) / 1000;
   const rec = await call('GET', '/v1/reconciliation');
   // Where the time goes: p50 of each stage, from the audit entries of completed withdrawals.
@@ -246,6 +290,11 @@ async function run(network: string) {
     withdrawalsPerSecond: Number((done / elapsed).toFixed(1)),
     latencyMs: { p50: pct(latencies, 50), p99: pct(latencies, 99), max: pct(latencies, 100) },
     stageP50Ms: stageP50,
+    /** Statements and transactions per completed withdrawal (everything the platform sent while timing). */
+    perWithdrawal: {
+      statements: Number(((q1.statements - q0.statements) / Math.max(1, done)).toFixed(1)),
+      transactions: Number(((q1.transactions - q0.transactions) / Math.max(1, done)).toFixed(1)),
+    },
     ledgerOk: rec.ledger.ok,
     reconciliationDifferences: rec.differences.length,
     database: DATABASE_URL ? 'postgres' : 'pglite',
@@ -261,7 +310,7 @@ async function run(network: string) {
   await state.close();
   if (DATABASE_URL)
     await sql`drop schema if exists ${sql.raw(dbSchema)} cascade`.execute(db.db).catch(() => {});
-  await db.close();
+  await handle.close();
   rmSync(dir, { recursive: true, force: true });
   return result;
 }

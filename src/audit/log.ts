@@ -59,6 +59,9 @@ export class AuditLog {
   private readonly checkpointKey: Uint8Array;
   private readonly every: bigint;
   private readonly now: () => Date;
+  /** Transactions that hold the head lock, and the head each has written (until they end). */
+  readonly #locked = new WeakSet<Transaction<Database>>();
+  readonly #heads = new WeakMap<Transaction<Database>, { seq: bigint; hash: string }>();
 
   constructor(private readonly opts: AuditLogOptions) {
     if (opts.hmacKey.length < 32) throw new TypeError('audit: hmacKey must be at least 32 bytes');
@@ -87,27 +90,65 @@ export class AuditLog {
    * AuditError CUSTOS_AUDIT_UNAVAILABLE if it cannot; the caller's transaction then rolls back.
    */
   async append(trx: Transaction<Database>, input: AuditInput): Promise<AuditEntry> {
+    return (await this.appendMany(trx, [input]))[0]!;
+  }
+
+  /**
+   * Appends several entries, in order, inside `trx` (one INSERT). Same guarantees as `append`: if
+   * they cannot be written, the caller's transaction rolls back.
+   */
+  async appendMany(trx: Transaction<Database>, inputs: AuditInput[]): Promise<AuditEntry[]> {
     if (!trx.isTransaction) {
       throw new AuditError('CUSTOS_INTERNAL', 'audit.append needs the transaction of the change it records');
     }
+    if (inputs.length === 0) return [];
     try {
       const repo = new AuditRepository(trx);
-      await repo.lockHead();
-      const head = await repo.head();
-      const entry = this.build(input, head ? head.seq + 1n : 1n, head?.hash ?? GENESIS_HASH);
-      await repo.insert(entry);
-      if (entry.seq % this.every === 0n) await this.writeCheckpoint(repo, entry.seq, entry.hash);
-      return entry;
+      // The head is read once per transaction, under the head lock (held until commit, so no other
+      // writer can move it); later appends in the same transaction chain onto the entry just written.
+      let head: { seq: bigint; hash: string } | null | undefined = this.#heads.get(trx);
+      if (!head) {
+        if (!this.#locked.has(trx)) await repo.lockHead();
+        head = (await repo.head()) ?? null;
+      }
+      const entries: AuditEntry[] = [];
+      let seq = head ? head.seq + 1n : 1n;
+      let prev = head?.hash ?? GENESIS_HASH;
+      for (const input of inputs) {
+        const entry = this.build(input, seq, prev);
+        entries.push(entry);
+        seq = entry.seq + 1n;
+        prev = entry.hash;
+      }
+      // Forget the cached head until the insert succeeded: a failed insert aborts the transaction.
+      this.#heads.delete(trx);
+      if (entries.length === 1) await repo.insert(entries[0]!);
+      else await repo.insertMany(entries);
+      const last = entries[entries.length - 1]!;
+      this.#heads.set(trx, { seq: last.seq, hash: last.hash });
+      for (const entry of entries) {
+        if (entry.seq % this.every === 0n) await this.writeCheckpoint(repo, entry.seq, entry.hash);
+      }
+      return entries;
     } catch (e) {
       throw new AuditError(
         'CUSTOS_AUDIT_UNAVAILABLE',
         'the audit entry could not be written; nothing was changed',
         {
           cause: e,
-          details: { action: input.action },
+          details: { action: inputs[0]!.action },
         },
       );
     }
+  }
+
+  /**
+   * Takes the audit head lock for the rest of `trx` (writers that must hold it before touching other
+   * rows, see CustodyService.write); a later append in `trx` does not take it again.
+   */
+  async lockHead(trx: Transaction<Database>): Promise<void> {
+    await new AuditRepository(trx).lockHead();
+    this.#locked.add(trx);
   }
 
   /** An entry that records no other change (e.g. a denied request): its own transaction. */

@@ -6,6 +6,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { HDKey } from '@scure/bip32';
+import { Lru } from './lru.ts';
 
 const Point = secp256k1.Point;
 const N = Point.Fn.ORDER;
@@ -35,13 +36,34 @@ export interface Secp256k1Derivation {
   chainCode: Uint8Array;
 }
 
-/** BIP32 CKDpub along `path` from a compressed public key and chain code. */
+/**
+ * Derivations already computed, by (public key, chain code, path). Everything in it is public —
+ * the child public key, its chain code and the tweak all follow from the xpub — and every signing
+ * request repeats the same derivation several times (control plane, coordinator, each node, its
+ * authorizer), so it is memoised. Callers get copies.
+ */
+const derived = new Lru<string, Secp256k1Derivation>(4096);
+
+/** BIP32 CKDpub along `path` from a compressed public key and chain code (memoised). */
 export function deriveSecp256k1(
   publicKey: Uint8Array,
   chainCode: Uint8Array,
   path: string,
 ): Secp256k1Derivation {
-  if (chainCode.length !== 32) throw new Error('hd: chain code must be 32 bytes');
+  if (!(publicKey instanceof Uint8Array)) throw new Error('hd: public key must be bytes');
+  if (!(chainCode instanceof Uint8Array) || chainCode.length !== 32)
+    throw new Error('hd: chain code must be 32 bytes');
+  if (typeof path !== 'string') throw new Error('hd: path must be a string');
+  const key = `${Buffer.from(publicKey).toString('hex')}/${Buffer.from(chainCode).toString('hex')}/${path}`;
+  let d = derived.get(key);
+  if (!d) {
+    d = computeSecp256k1(publicKey, chainCode, path);
+    derived.set(key, d);
+  }
+  return { tweak: d.tweak, publicKey: d.publicKey.slice(), chainCode: d.chainCode.slice() };
+}
+
+function computeSecp256k1(publicKey: Uint8Array, chainCode: Uint8Array, path: string): Secp256k1Derivation {
   let P = Point.fromBytes(publicKey);
   P.assertValidity();
   let c = chainCode;

@@ -73,31 +73,48 @@ export class Ledger {
     }
     const repo = new LedgerRepository(trx);
     const id = `je_${randomUUID()}`;
-    await repo.insertEntry({
-      id,
-      orgId: input.orgId,
-      kind: input.kind,
-      refType: input.ref.type,
-      refId: input.ref.id,
-    });
     const deltas = new Map<string, bigint>();
     const accounts = new Map<string, AccountRef>();
-    const rows: { entryId: string; accountId: string; amount: bigint }[] = [];
+    const rows: { accountId: string; amount: bigint }[] = [];
     for (const p of input.postings) {
       if (p.amount === 0n) continue;
       const accountId = ledgerAccountId(p.account);
       accounts.set(accountId, p.account);
-      rows.push({ entryId: id, accountId, amount: p.amount });
+      rows.push({ accountId, amount: p.amount });
       deltas.set(accountId, (deltas.get(accountId) ?? 0n) + p.amount);
     }
-    if (rows.length === 0) return id;
-    // Four statements per entry: entry, missing accounts, postings, balances (rows in id order).
-    await repo.ensureAccounts([...accounts].map(([accountId, a]) => ({ id: accountId, ...a })));
-    await repo.insertPostings(rows);
-    // Row locks always in account-id order, in every transaction that moves money: no deadlocks.
-    await repo.lockAccounts([...deltas.keys()].sort());
-    await repo.addToBalances([...deltas].filter(([, d]) => d !== 0n).sort(([a], [b]) => a.localeCompare(b)));
+    if (rows.length === 0) {
+      await repo.insertEntry({
+        id,
+        orgId: input.orgId,
+        kind: input.kind,
+        refType: input.ref.type,
+        refId: input.ref.id,
+      });
+      return id;
+    }
+    // Two statements per entry: (1) the balances — missing accounts created, row locks taken in
+    // account-id order in every transaction that moves money (no deadlocks); (2) the entry and its
+    // postings (which reference the accounts, so they come second).
+    await repo.upsertBalances(
+      [...deltas.keys()].sort().map((accountId) => ({
+        id: accountId,
+        ...accounts.get(accountId)!,
+        delta: deltas.get(accountId)!,
+      })),
+    );
+    await repo.insertEntryWithPostings(
+      { id, orgId: input.orgId, kind: input.kind, refType: input.ref.type, refId: input.ref.id },
+      rows,
+    );
     return id;
+  }
+
+  /** Locks the accounts that exist, in id order, until the transaction ends; missing ones are 0. */
+  async lockBalances(trx: Transaction<Database>, accounts: AccountRef[]): Promise<bigint[]> {
+    const ids = accounts.map(ledgerAccountId);
+    const found = await new LedgerRepository(trx).lockBalances([...new Set(ids)]);
+    return ids.map((id) => found.get(id) ?? 0n);
   }
 
   /** Locks the account row until the transaction ends and returns its balance. */

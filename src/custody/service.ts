@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { AuditLog } from '../audit/log.ts';
 import type { ChainAdapter } from '../chains/types.ts';
-import type { SchemeName } from '../crypto/threshold.ts';
+import { Lru } from '../crypto/lru.ts';
+import type { PublicKeyInfo, SchemeName } from '../crypto/threshold.ts';
 import { CustodyError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Principal, RequestContext } from '../identity/principal.ts';
 import type { Logger } from '../log/logger.ts';
@@ -19,7 +20,6 @@ import {
 import type { MpcCoordinator } from '../mpc/client.ts';
 import type { KeyRecord } from '../mpc/registry.ts';
 import { getScheme } from '../mpc/schemes.ts';
-import { AuditRepository } from '../store/repositories/audit.ts';
 import {
   type AddressRow,
   AssetRepository,
@@ -180,6 +180,11 @@ function notFound(what: string): NotFoundError {
 }
 
 export class CustodyService {
+  /** Public key and chain code per key id (immutable once the key exists; only they are used). */
+  readonly #keyInfo = new Lru<string, PublicKeyInfo>(1024);
+  /** Asset rows by id (assets are only ever added). */
+  readonly #assets = new Lru<string, AssetRow>(1024);
+
   constructor(readonly deps: CustodyDeps) {}
 
   get db(): Kysely<Database> {
@@ -193,7 +198,7 @@ export class CustodyService {
    */
   write<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(async (trx) => {
-      await new AuditRepository(trx).lockHead();
+      await this.deps.audit.lockHead(trx);
       return fn(trx);
     });
   }
@@ -249,9 +254,13 @@ export class CustodyService {
   }
 
   async asset(id: string): Promise<AssetRow> {
-    const a = await new AssetRepository(this.db).get(id);
-    if (!a) throw notFound(`asset ${id}`);
-    return a;
+    let a = this.#assets.get(id);
+    if (!a) {
+      a = await new AssetRepository(this.db).get(id);
+      if (!a) throw notFound(`asset ${id}`);
+      this.#assets.set(id, a);
+    }
+    return { ...a };
   }
 
   async createAsset(
@@ -720,26 +729,35 @@ export class CustodyService {
     return w;
   }
 
-  /** The public key at `path` of a wallet's vault key. */
+  /**
+   * The public key at `path` of a wallet's vault key. A key id's public key and chain code never
+   * change (refresh and reshare keep them), so they are read once per key id; the derivation itself
+   * is memoised by the HD layer.
+   */
   async derivePublicKey(
     w: { key_id: string; scheme: string },
     path: string,
     db: Kysely<Database> | Transaction<Database> = this.db,
   ): Promise<Uint8Array> {
-    const k = await db
-      .selectFrom('vault_keys')
-      .selectAll()
-      .where('key_id', '=', w.key_id)
-      .executeTakeFirstOrThrow();
+    let k = this.#keyInfo.get(w.key_id);
+    if (!k) {
+      const row = await db
+        .selectFrom('vault_keys')
+        .select(['scheme', 'threshold', 'parties', 'public_key', 'chain_code'])
+        .where('key_id', '=', w.key_id)
+        .executeTakeFirstOrThrow();
+      k = {
+        scheme: row.scheme as SchemeName,
+        threshold: row.threshold,
+        parties: row.parties,
+        publicKey: unhex(row.public_key),
+        chainCode: unhex(row.chain_code),
+      };
+      this.#keyInfo.set(w.key_id, k);
+    }
     const scheme = await getScheme(k.scheme);
     return scheme.derivePublicKey(
-      {
-        scheme: k.scheme as SchemeName,
-        threshold: k.threshold,
-        parties: k.parties,
-        publicKey: unhex(k.public_key),
-        chainCode: unhex(k.chain_code),
-      },
+      { ...k, publicKey: k.publicKey.slice(), chainCode: k.chainCode.slice() },
       path,
     );
   }

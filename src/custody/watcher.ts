@@ -51,8 +51,11 @@ export interface ChainWatcherOptions {
   lookbackBlocks?: number;
 }
 
+const EXPIRY_EVERY_MS = 1000;
+
 export class ChainWatcher {
   readonly #ledger = new Ledger();
+  #lastExpiry = 0;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<TickResult> | undefined;
   readonly #log: Logger;
@@ -77,7 +80,7 @@ export class ChainWatcher {
     if (this.#timer) return;
     this.#timer = setInterval(() => {
       if (this.#running) return;
-      this.tick().catch((err) => this.#log.error({ err }, 'chain watcher tick failed'));
+      this.#pass(false).catch((err) => this.#log.error({ err }, 'chain watcher tick failed'));
     }, this.opts.intervalMs);
     this.#timer.unref();
   }
@@ -89,15 +92,19 @@ export class ChainWatcher {
     await this.lease.release().catch(() => undefined);
   }
 
-  /** One pass; concurrent calls share the running one. */
+  /** One pass (expiry included); concurrent calls share the running one. */
   tick(): Promise<TickResult> {
-    this.#running ??= this.#tick().finally(() => {
+    return this.#pass(true);
+  }
+
+  #pass(expire: boolean): Promise<TickResult> {
+    this.#running ??= this.#tick(expire).finally(() => {
       this.#running = undefined;
     });
     return this.#running;
   }
 
-  async #tick(): Promise<TickResult> {
+  async #tick(expire: boolean): Promise<TickResult> {
     const db = this.custody.db;
     const network = this.chain.network;
     const out: TickResult = { detected: 0, credited: 0, advanced: 0, expired: 0, reorged: 0, orphaned: 0 };
@@ -196,15 +203,18 @@ export class ChainWatcher {
     }
 
     // 3. Withdrawals in flight.
+    // One query for all of them; a row is written only when the chain moved it (each write is a
+    // state-checked transition, so a row another worker moved meanwhile is left alone).
     for (const t of await new TransactionRepository(db).inStates(['broadcast', 'confirming'], network)) {
-      const before = t.state;
-      await this.withdrawals.advance(t.id);
-      const after = await new TransactionRepository(db).getById(t.id);
-      if (after && after.state !== before) out.advanced++;
+      if (await this.withdrawals.advance(t)) out.advanced++;
     }
 
-    // 4. Expiry.
-    out.expired = await this.withdrawals.expireDue();
+    // 4. Expiry (intents live for hours: on the timer, once a second is plenty whatever the interval).
+    const now = Date.now();
+    if (expire || now - this.#lastExpiry >= EXPIRY_EVERY_MS) {
+      this.#lastExpiry = now;
+      out.expired = await this.withdrawals.expireDue();
+    }
     return out;
   }
 

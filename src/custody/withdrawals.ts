@@ -14,7 +14,7 @@
 // Terminal failures (rejected, cancelled, expired, failed) give the reservation back.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
-import type { AuditActor } from '../audit/log.ts';
+import type { AuditActor, AuditInput } from '../audit/log.ts';
 import { withNonceTransaction } from '../chains/evm/nonce-store-pg.ts';
 import type { ChainSignature, UnsignedTransaction } from '../chains/types.ts';
 import { CustodyError, CustosError, NotFoundError, ValidationError } from '../errors.ts';
@@ -40,6 +40,7 @@ import {
   EndorsementRepository,
   TransactionRepository,
   type TransactionRow,
+  type VaultRow,
   WalletRepository,
 } from '../store/repositories/custody.ts';
 import { IdempotencyRepository } from '../store/repositories/idempotency.ts';
@@ -196,14 +197,17 @@ export class WithdrawalService {
 
     try {
       return await this.custody.write(async (trx) => {
-        // Reserve: the first address (by index) whose available balance covers amount (+ fee).
+        // Reserve: the first address (by index) whose available balance covers amount (+ fee). The
+        // account rows stay locked FOR UPDATE until commit (concurrent withdrawals queue here).
         let source: AddressRow | undefined;
         for (const a of addresses) {
           const acct = (k: string) => addressAccount(p.orgId, k, 'available', w.id, a.id);
-          const have = await this.#ledger.lockBalance(trx, acct(asset.id));
-          const haveNative =
-            nativeId === asset.id ? have : await this.#ledger.lockBalance(trx, acct(nativeId));
-          const ok = nativeId === asset.id ? have >= amount + maxFee : have >= amount && haveNative >= maxFee;
+          const [have, haveNative] = await this.#ledger.lockBalances(
+            trx,
+            nativeId === asset.id ? [acct(asset.id)] : [acct(asset.id), acct(nativeId)],
+          );
+          const ok =
+            nativeId === asset.id ? have! >= amount + maxFee : have! >= amount && haveNative! >= maxFee;
           if (ok) {
             source = a;
             break;
@@ -235,8 +239,20 @@ export class WithdrawalService {
           expiresAt: new Date(now.getTime() + ttl * 1000).toISOString(),
         };
         const hash = intentHash(intent);
-        const repo = new TransactionRepository(trx);
-        let tx = await repo.insert({
+        const s = screenWithdrawal({
+          tier: vault.tier as 'hot' | 'warm' | 'cold',
+          vaultRequiredApprovals: vault.required_approvals,
+          hotLimit: w.hot_limit,
+          amount,
+        });
+        const outcome: TxState =
+          s.outcome === 'reject' ? 'rejected' : s.outcome === 'approve' ? 'approved' : 'pending_approval';
+        // created → screening → outcome all happen inside this transaction, so nobody can observe
+        // the intermediate states: the row is written once, in its screened state; every hop is
+        // still checked against the state machine and audited with its own actor, in order.
+        assertTransition('created', 'screening');
+        assertTransition('screening', outcome);
+        const tx = await new TransactionRepository(trx).insert({
           id,
           org_id: p.orgId,
           environment: p.environment,
@@ -251,9 +267,9 @@ export class WithdrawalService {
           fee_paid: null,
           intent: JSON.stringify(intent),
           intent_hash: hash,
-          state: 'created',
-          required_approvals: 0,
-          screening: null,
+          state: outcome,
+          required_approvals: s.requiredApprovals,
+          screening: JSON.stringify(s),
           initiator_type: p.actor.type,
           initiator_id: p.actor.id,
           initiator_user_id: p.userId,
@@ -269,40 +285,40 @@ export class WithdrawalService {
           ref: { type: 'transaction', id },
           postings: this.#reservePostings(tx, nativeId, -1n),
         });
-        await this.audit.append(trx, {
-          orgId: p.orgId,
-          actor: p.actor,
-          action: 'transaction.create',
-          target: { type: 'transaction', id },
-          requestId: ctx.requestId,
-          details: {
-            intentHash: hash,
-            walletId: w.id,
-            network: w.network,
-            asset: asset.symbol,
-            amount: amount.toString(),
-            destination: dest.address!,
-            source: source.address,
-            maxFee: maxFee.toString(),
-            state: 'created',
+        if (RELEASING.has(outcome)) await this.#release(trx, tx, outcome);
+        await this.audit.appendMany(trx, [
+          {
+            orgId: p.orgId,
+            actor: p.actor,
+            action: 'transaction.create',
+            target: { type: 'transaction', id },
+            requestId: ctx.requestId,
+            details: {
+              intentHash: hash,
+              walletId: w.id,
+              network: w.network,
+              asset: asset.symbol,
+              amount: amount.toString(),
+              destination: dest.address!,
+              source: source.address,
+              maxFee: maxFee.toString(),
+              state: 'created',
+            },
           },
-        });
-        tx = await this.#transition(trx, tx, 'screening', p.actor, ctx.requestId);
-        const s = screenWithdrawal({
-          tier: vault.tier as 'hot' | 'warm' | 'cold',
-          vaultRequiredApprovals: vault.required_approvals,
-          hotLimit: w.hot_limit,
-          amount,
-        });
-        tx = await repo.update(id, { screening: JSON.stringify(s), required_approvals: s.requiredApprovals });
-        tx = await this.#transition(
-          trx,
-          tx,
-          s.outcome === 'reject' ? 'rejected' : s.outcome === 'approve' ? 'approved' : 'pending_approval',
-          { type: 'service', id: 'screening' },
-          ctx.requestId,
-          { outcome: s.outcome, requiredApprovals: s.requiredApprovals, reasons: s.reasons },
-        );
+          this.#transitionEntry(tx, 'created', 'screening', p.actor, ctx.requestId),
+          this.#transitionEntry(
+            tx,
+            'screening',
+            outcome,
+            { type: 'service', id: 'screening' },
+            ctx.requestId,
+            {
+              outcome: s.outcome,
+              requiredApprovals: s.requiredApprovals,
+              reasons: s.reasons,
+            },
+          ),
+        ]);
         const body = this.#view(tx, []);
         const saved = await new IdempotencyRepository(trx).save({
           scope,
@@ -358,23 +374,63 @@ export class WithdrawalService {
   ): Promise<TransactionRow> {
     assertTransition(tx.state, to);
     const next = await new TransactionRepository(trx).update(tx.id, { ...set, state: to });
-    if (RELEASING.has(to)) {
-      await this.#ledger.post(trx, {
-        orgId: tx.org_id,
-        kind: `withdrawal.release.${to}`,
-        ref: { type: 'transaction', id: tx.id },
-        postings: this.#reservePostings(tx, this.#nativeId(tx.network), 1n),
-      });
-    }
-    await this.audit.append(trx, {
+    if (RELEASING.has(to)) await this.#release(trx, tx, to);
+    await this.audit.append(
+      trx,
+      this.#transitionEntry(tx, tx.state as TxState, to, actor, requestId, details),
+    );
+    return next;
+  }
+
+  /**
+   * Moves transaction `id` from `from` to `to` if it is (still) in `from` — one conditional UPDATE
+   * instead of a locked read and a write — audits it and settles the ledger for terminal states.
+   * Undefined when the row was not in `from` (another worker moved it: nothing is changed).
+   */
+  async #transitionIf(
+    trx: Transaction<Database>,
+    id: string,
+    from: TxState,
+    to: TxState,
+    actor: AuditActor,
+    requestId: string | null,
+    details: Record<string, unknown> = {},
+    set: Parameters<TransactionRepository['update']>[1] = {},
+  ): Promise<TransactionRow | undefined> {
+    assertTransition(from, to);
+    const next = await new TransactionRepository(trx).updateIfState(id, from, { ...set, state: to });
+    if (!next) return undefined;
+    if (RELEASING.has(to)) await this.#release(trx, next, to);
+    await this.audit.append(trx, this.#transitionEntry(next, from, to, actor, requestId, details));
+    return next;
+  }
+
+  /** reserved → available for a withdrawal that ends without spending. */
+  async #release(trx: Transaction<Database>, tx: TransactionRow, to: TxState): Promise<void> {
+    await this.#ledger.post(trx, {
+      orgId: tx.org_id,
+      kind: `withdrawal.release.${to}`,
+      ref: { type: 'transaction', id: tx.id },
+      postings: this.#reservePostings(tx, this.#nativeId(tx.network), 1n),
+    });
+  }
+
+  #transitionEntry(
+    tx: TransactionRow,
+    from: TxState,
+    to: TxState,
+    actor: AuditActor,
+    requestId: string | null,
+    details: Record<string, unknown> = {},
+  ): AuditInput {
+    return {
       orgId: tx.org_id,
       actor,
       action: `transaction.${to}`,
       target: { type: 'transaction', id: tx.id },
       requestId,
-      details: { from: tx.state, to, intentHash: tx.intent_hash, ...details },
-    });
-    return next;
+      details: { from, to, intentHash: tx.intent_hash, ...details },
+    };
   }
 
   // ---------- read ----------
@@ -562,9 +618,7 @@ export class WithdrawalService {
 
   /** Expires every pending_approval/approved transaction past its expiry. */
   async expireDue(now = new Date()): Promise<number> {
-    const due = (await new TransactionRepository(this.db).inStates(['pending_approval', 'approved'])).filter(
-      (t) => t.expires_at.getTime() <= now.getTime(),
-    );
+    const due = await new TransactionRepository(this.db).dueToExpire(['pending_approval', 'approved'], now);
     let n = 0;
     for (const t of due) {
       await this.custody.write(async (trx) => {
@@ -623,19 +677,22 @@ export class WithdrawalService {
   }
 
   async process(id: string): Promise<void> {
-    // approved → signing, with the unsigned transaction stored.
+    // approved → signing, with the unsigned transaction stored. The row is read locked, with the
+    // wallet's key and the vault's signed policy (the evidence) in the same statement.
     const prepared = await this.custody.write(async (trx) => {
-      const tx = await new TransactionRepository(trx).getById(id, true);
-      if (tx?.state !== 'approved') return null;
+      const found = await new TransactionRepository(trx).getForSigning(id);
+      if (found?.tx.state !== 'approved') return null;
+      const { tx, keyId, scheme, vault } = found;
       if (tx.expires_at.getTime() <= Date.now()) {
         await this.#transition(trx, tx, 'expired', WORKER, null);
         return null;
       }
       const intent = tx.intent as unknown as Intent;
       const chain = this.custody.chain(tx.network);
-      const w = await this.custody.walletRow(tx.org_id, tx.wallet_id, trx);
       // Registers the source key with the adapter (address ↔ public key) and proves the path.
-      const derived = chain.deriveAddress(await this.custody.derivePublicKey(w, intent.source.path, trx));
+      const derived = chain.deriveAddress(
+        await this.custody.derivePublicKey({ key_id: keyId, scheme }, intent.source.path, trx),
+      );
       if (derived !== intent.source.address) {
         await this.#transition(trx, tx, 'failed', WORKER, null, {
           reason: 'source address derivation mismatch',
@@ -693,16 +750,16 @@ export class WithdrawalService {
         { digests: unsigned.digests.map((d) => Buffer.from(d.digest).toString('hex')) },
         { unsigned_tx: JSON.stringify(toJsonSafe(unsigned)) },
       );
-      return { tx: next, unsigned, intent, keyId: w.key_id };
+      return { tx: next, unsigned, intent, keyId, vault };
     });
     if (!prepared) return;
-    const { tx, unsigned, intent, keyId } = prepared;
+    const { tx, unsigned, intent, keyId, vault } = prepared;
     const chain = this.custody.chain(tx.network);
 
-    let signatures: ChainSignature[];
+    let signed: { raw: string; txId: string };
     try {
-      const evidence = await this.evidence(tx, unsigned);
-      signatures = [];
+      const evidence = await this.evidence(tx, unsigned, vault);
+      const signatures: ChainSignature[] = [];
       for (const d of unsigned.digests) {
         const r = await this.custody.deps.coordinator.sign(keyId, d.digest, {
           path: intent.source.path,
@@ -714,24 +771,29 @@ export class WithdrawalService {
           ...(r.recovery !== undefined ? { recovery: r.recovery } : {}),
         });
       }
-      const signed = chain.attachSignatures(unsigned, signatures);
-      await this.custody.write(async (trx) => {
-        await new TransactionRepository(trx).update(tx.id, {
-          signed_raw: signed.raw,
-          chain_tx_id: signed.txId,
-        });
+      signed = chain.attachSignatures(unsigned, signatures);
+      // Stored before it is broadcast, so a restart re-broadcasts it (resume) rather than failing a
+      // transaction that may be on chain. Not a state transition (no audit entry, no ledger rows):
+      // a single-row update of a row no other writer moves while it is `signing`.
+      await new TransactionRepository(this.db).updateIfState(tx.id, 'signing', {
+        signed_raw: signed.raw,
+        chain_tx_id: signed.txId,
       });
     } catch (e) {
       await chain.releaseTransfer(unsigned).catch(() => {});
       await this.#fail(tx.id, `signing: ${(e as Error).message}`);
       return;
     }
-    await this.#broadcast(tx.id);
+    await this.#broadcast({ ...tx, signed_raw: signed.raw, chain_tx_id: signed.txId });
   }
 
   /** The evidence the MPC nodes verify (see src/mpc/authorizers/custody-approvals.ts). */
-  async evidence(tx: TransactionRow, unsigned: UnsignedTransaction): Promise<CustodyEvidence> {
-    const vault = await this.custody.vaultRow(tx.org_id, tx.vault_id);
+  async evidence(
+    tx: TransactionRow,
+    unsigned: UnsignedTransaction,
+    vaultRow?: Pick<VaultRow, 'id' | 'policy' | 'policy_signature' | 'policy_signer_key'>,
+  ): Promise<CustodyEvidence> {
+    const vault = vaultRow ?? (await this.custody.vaultRow(tx.org_id, tx.vault_id));
     if (!vault.policy_signature || !vault.policy_signer_key) {
       throw new CustodyError(
         'CUSTOS_VAULT_POLICY_UNSIGNED',
@@ -740,7 +802,9 @@ export class WithdrawalService {
     }
     const approvals: CustodyEvidence['approvals'] = [];
     const endorsements = new EndorsementRepository(this.db);
-    for (const a of await new TransactionRepository(this.db).approvals(tx.id)) {
+    // A transaction screened to need no approvals never took votes (it was never pending_approval).
+    const votes = tx.required_approvals > 0 ? await new TransactionRepository(this.db).approvals(tx.id) : [];
+    for (const a of votes) {
       if (a.decision !== 'approve' || a.intent_hash !== tx.intent_hash) continue;
       const e = await endorsements.get(a.approver_key_id);
       if (!e) continue;
@@ -768,9 +832,11 @@ export class WithdrawalService {
     };
   }
 
-  async #broadcast(id: string): Promise<void> {
-    const tx = await new TransactionRepository(this.db).getById(id);
+  /** Broadcasts a signed transaction and moves it signing → broadcast (given its id, or its row). */
+  async #broadcast(row: string | TransactionRow): Promise<void> {
+    const tx = typeof row === 'string' ? await new TransactionRepository(this.db).getById(row) : row;
     if (tx?.state !== 'signing' || !tx.signed_raw || !tx.chain_tx_id) return;
+    const id = tx.id;
     const chain = this.custody.chain(tx.network);
     const unsigned = fromJsonSafe<UnsignedTransaction>(tx.unsigned_tx);
     try {
@@ -786,10 +852,7 @@ export class WithdrawalService {
       return;
     }
     await this.custody.write(async (trx) => {
-      const t = await new TransactionRepository(trx).getById(id, true);
-      if (t?.state === 'signing') {
-        await this.#transition(trx, t, 'broadcast', WORKER, null, { chainTxId: tx.chain_tx_id });
-      }
+      await this.#transitionIf(trx, id, 'signing', 'broadcast', WORKER, null, { chainTxId: tx.chain_tx_id });
     });
   }
 
@@ -814,12 +877,17 @@ export class WithdrawalService {
 
   // ---------- confirmations (called by the chain watcher) ----------
 
-  async advance(id: string): Promise<void> {
-    const t0 = await new TransactionRepository(this.db).getById(id);
-    if (!t0 || (t0.state !== 'broadcast' && t0.state !== 'confirming') || !t0.chain_tx_id) return;
+  /**
+   * Follows a broadcast/confirming withdrawal on chain (given its id, or the row the watcher just
+   * read). Nothing is written unless the chain moved it; returns true when its state changed.
+   */
+  async advance(row: string | TransactionRow): Promise<boolean> {
+    const t0 = typeof row === 'string' ? await new TransactionRepository(this.db).getById(row) : row;
+    if (!t0 || (t0.state !== 'broadcast' && t0.state !== 'confirming') || !t0.chain_tx_id) return false;
+    const id = t0.id;
     const chain = this.custody.chain(t0.network);
     const status = await chain.getTransactionStatus({ txId: t0.chain_tx_id });
-    if (status.state === 'pending' && status.confirmations === 0) return;
+    if (status.state === 'pending' && status.confirmations === 0) return false;
     if (status.state === 'dropped') {
       if (!status.nonceConsumed && t0.signed_raw) {
         const unsigned = fromJsonSafe<UnsignedTransaction>(t0.unsigned_tx);
@@ -833,14 +901,33 @@ export class WithdrawalService {
           })
           .catch((err) => this.log.warn({ err, transactionId: id }, 'custody: rebroadcast failed'));
       }
-      return;
+      return false;
     }
-    await this.custody.write(async (trx) => {
-      let tx = await new TransactionRepository(trx).getById(id, true);
-      if (!tx || (tx.state !== 'broadcast' && tx.state !== 'confirming')) return;
+    if (
+      t0.state === 'confirming' &&
+      status.state === 'pending' &&
+      status.confirmations === t0.confirmations
+    ) {
+      return false; // nothing new on chain
+    }
+    return this.custody.write(async (trx) => {
+      const from = t0.state as 'broadcast' | 'confirming';
       if (status.state === 'failed') {
         const fee = status.fee ?? 0n;
-        if (fee > 0n) {
+        const tx = await this.#transitionIf(
+          trx,
+          id,
+          from,
+          'failed',
+          WATCHER,
+          null,
+          { reason: status.reason ?? 'failed on chain' },
+          {
+            failure: status.reason ?? 'failed on chain',
+            fee_paid: fee,
+          },
+        );
+        if (tx && fee > 0n) {
           const nativeId = this.#nativeId(tx.network);
           await this.#ledger.post(trx, {
             orgId: tx.org_id,
@@ -855,24 +942,14 @@ export class WithdrawalService {
             ],
           });
         }
-        await this.#transition(
-          trx,
-          tx,
-          'failed',
-          WATCHER,
-          null,
-          { reason: status.reason ?? 'failed on chain' },
-          {
-            failure: status.reason ?? 'failed on chain',
-            fee_paid: fee,
-          },
-        );
-        return;
+        return tx !== undefined;
       }
-      if (tx.state === 'broadcast') {
-        tx = await this.#transition(
+      let tx: TransactionRow | undefined;
+      if (from === 'broadcast') {
+        tx = await this.#transitionIf(
           trx,
-          tx,
+          id,
+          'broadcast',
           'confirming',
           WATCHER,
           null,
@@ -882,22 +959,43 @@ export class WithdrawalService {
           },
           { confirmations: status.confirmations },
         );
-      } else if (status.confirmations !== tx.confirmations) {
-        tx = await new TransactionRepository(trx).update(tx.id, { confirmations: status.confirmations });
+        if (!tx) return false;
       }
-      if (status.state === 'confirmed')
-        await this.#complete(trx, tx, status.fee ?? tx.fee_reserved, status.confirmations);
+      if (status.state === 'confirmed') {
+        return this.#complete(trx, tx ?? t0, status.fee ?? t0.fee_reserved, status.confirmations);
+      }
+      if (!tx) {
+        // Still confirming, with more confirmations than recorded: not a transition.
+        await new TransactionRepository(trx).updateIfState(id, 'confirming', {
+          confirmations: status.confirmations,
+        });
+      }
+      return tx !== undefined;
     });
   }
 
   async #complete(
     trx: Transaction<Database>,
-    tx: TransactionRow,
+    t: TransactionRow,
     feePaid: bigint,
     confirmations: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
+    const fee = feePaid > t.fee_reserved ? t.fee_reserved : feePaid;
+    const tx = await this.#transitionIf(
+      trx,
+      t.id,
+      'confirming',
+      'completed',
+      WATCHER,
+      null,
+      { confirmations, feePaid: fee.toString() },
+      {
+        fee_paid: fee,
+        confirmations,
+      },
+    );
+    if (!tx) return false;
     const nativeId = this.#nativeId(tx.network);
-    const fee = feePaid > tx.fee_reserved ? tx.fee_reserved : feePaid;
     const acct = (asset: string, kind: 'available' | 'reserved') =>
       addressAccount(tx.org_id, asset, kind, tx.wallet_id, tx.address_id);
     await this.#ledger.post(trx, {
@@ -912,18 +1010,7 @@ export class WithdrawalService {
         { account: acct(nativeId, 'available'), amount: tx.fee_reserved - fee },
       ],
     });
-    await this.#transition(
-      trx,
-      tx,
-      'completed',
-      WATCHER,
-      null,
-      { confirmations, feePaid: fee.toString() },
-      {
-        fee_paid: fee,
-        confirmations,
-      },
-    );
+    return true;
   }
 }
 

@@ -14,6 +14,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { parseNonHardenedPath } from '../hd.ts';
+import { Lru } from '../lru.ts';
 
 const Point = ed25519.Point;
 const L = Point.Fn.ORDER;
@@ -26,6 +27,9 @@ export interface Ed25519Derivation {
   chainCode: Uint8Array;
 }
 
+/** Memoised derivations (all public: they follow from the public key and chain code); see ../hd.ts. */
+const derived = new Lru<string, Ed25519Derivation>(4096);
+
 export function deriveEd25519(publicKey: Uint8Array, chainCode: Uint8Array, path: string): Ed25519Derivation {
   if (!(chainCode instanceof Uint8Array) || chainCode.length !== 32) {
     throw new Error('hd/ed25519: chain code must be 32 bytes');
@@ -33,6 +37,17 @@ export function deriveEd25519(publicKey: Uint8Array, chainCode: Uint8Array, path
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) {
     throw new Error('hd/ed25519: public key must be 32 bytes');
   }
+  if (typeof path !== 'string') throw new Error('hd: path must be a string');
+  const key = `${Buffer.from(publicKey).toString('hex')}/${Buffer.from(chainCode).toString('hex')}/${path}`;
+  let d = derived.get(key);
+  if (!d) {
+    d = computeEd25519(publicKey, chainCode, path);
+    derived.set(key, d);
+  }
+  return { tweak: d.tweak, publicKey: d.publicKey.slice(), chainCode: d.chainCode.slice() };
+}
+
+function computeEd25519(publicKey: Uint8Array, chainCode: Uint8Array, path: string): Ed25519Derivation {
   let A = Point.fromBytes(publicKey, false);
   A.assertValidity();
   if (A.is0() || !A.isTorsionFree())

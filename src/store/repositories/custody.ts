@@ -313,6 +313,66 @@ export class LedgerRepository {
       .onConflict((oc) => oc.doNothing())
       .execute();
   }
+  /**
+   * Adds each delta to its account's cached balance, creating missing accounts with the delta as
+   * their balance (one statement). Rows are taken in the order given — callers pass them sorted by
+   * id, so every transaction that moves money locks accounts in the same order (no deadlocks).
+   */
+  upsertBalances(
+    rows: {
+      id: string;
+      orgId: string;
+      assetId: string;
+      kind: AccountKind;
+      walletId: string | null;
+      addressId: string | null;
+      delta: bigint;
+    }[],
+  ): Promise<unknown> {
+    if (rows.length === 0) return Promise.resolve();
+    return this.db
+      .insertInto('ledger_accounts')
+      .values(
+        rows.map((a) => ({
+          id: a.id,
+          org_id: a.orgId,
+          asset_id: a.assetId,
+          kind: a.kind,
+          wallet_id: a.walletId,
+          address_id: a.addressId,
+          balance: a.delta,
+        })),
+      )
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet({ balance: sql`ledger_accounts.balance + excluded.balance` }),
+      )
+      .execute();
+  }
+  /** Inserts a journal entry and its postings (one statement). */
+  insertEntryWithPostings(
+    e: { id: string; orgId: string; kind: string; refType: string; refId: string },
+    rows: { accountId: string; amount: bigint }[],
+  ): Promise<unknown> {
+    const values = sql.join(rows.map((r) => sql`(${r.accountId}, ${r.amount.toString()}::numeric)`));
+    return sql`with e as (
+        insert into journal_entries (id, org_id, kind, ref_type, ref_id)
+        values (${e.id}, ${e.orgId}, ${e.kind}, ${e.refType}, ${e.refId}) returning id)
+      insert into postings (entry_id, account_id, amount)
+        select e.id, v.account_id, v.amount from e, (values ${values}) as v(account_id, amount)`.execute(
+      this.db,
+    );
+  }
+  /** Locks the given accounts (those that exist) in id order and returns their balances. */
+  async lockBalances(ids: string[]): Promise<Map<string, bigint>> {
+    const rows = await this.db
+      .selectFrom('ledger_accounts')
+      .select(['id', 'balance'])
+      .where('id', 'in', ids)
+      .orderBy('id')
+      .forUpdate()
+      .execute();
+    return new Map(rows.map((r) => [r.id, r.balance]));
+  }
   /** Locks the rows in id order until the transaction ends. */
   lockAccounts(ids: string[]): Promise<unknown> {
     return this.db
@@ -461,6 +521,73 @@ export class TransactionRepository {
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
+  }
+  /** Rows in `states` whose intent expired by `now`. */
+  dueToExpire(states: string[], now: Date): Promise<TransactionRow[]> {
+    return this.db
+      .selectFrom('transactions')
+      .selectAll()
+      .where('state', 'in', states)
+      .where('expires_at', '<=', now)
+      .orderBy('created_at')
+      .limit(1000)
+      .execute();
+  }
+  /**
+   * A transaction to sign, locked FOR UPDATE, with its wallet's key and its vault's signed policy
+   * (one statement).
+   */
+  async getForSigning(id: string): Promise<
+    | {
+        tx: TransactionRow;
+        keyId: string;
+        scheme: string;
+        vault: Pick<VaultRow, 'id' | 'policy' | 'policy_signature' | 'policy_signer_key'>;
+      }
+    | undefined
+  > {
+    const r = await this.db
+      .selectFrom('transactions as t')
+      .innerJoin('wallets as w', 'w.id', 't.wallet_id')
+      .innerJoin('vaults as v', 'v.id', 't.vault_id')
+      .selectAll('t')
+      .select([
+        'w.key_id as w_key_id',
+        'w.scheme as w_scheme',
+        'v.policy as v_policy',
+        'v.policy_signature as v_policy_signature',
+        'v.policy_signer_key as v_policy_signer_key',
+      ])
+      .where('t.id', '=', id)
+      .forUpdate('t')
+      .executeTakeFirst();
+    if (!r) return undefined;
+    const { w_key_id, w_scheme, v_policy, v_policy_signature, v_policy_signer_key, ...tx } = r;
+    return {
+      tx,
+      keyId: w_key_id,
+      scheme: w_scheme,
+      vault: {
+        id: tx.vault_id,
+        policy: v_policy,
+        policy_signature: v_policy_signature,
+        policy_signer_key: v_policy_signer_key,
+      },
+    };
+  }
+  /** Updates the row only if it is in `state`; undefined otherwise (a state-checked transition). */
+  updateIfState(
+    id: string,
+    state: string,
+    set: Partial<Insertable<TransactionTable>>,
+  ): Promise<TransactionRow | undefined> {
+    return this.db
+      .updateTable('transactions')
+      .set({ ...set, updated_at: new Date() })
+      .where('id', '=', id)
+      .where('state', '=', state)
+      .returningAll()
+      .executeTakeFirst();
   }
   insertApproval(row: Insertable<TransactionApprovalTable>): Promise<ApprovalRow> {
     return this.db.insertInto('transaction_approvals').values(row).returningAll().executeTakeFirstOrThrow();
