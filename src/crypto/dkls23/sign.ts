@@ -68,6 +68,19 @@ function affine(p: Jac): [bigint, bigint] {
   return a;
 }
 
+// Decompressed (child) public keys for the final verification: public data, bounded cache.
+const PK_POINTS = new Map<string, [bigint, bigint]>();
+function publicKeyPoint(pk: Uint8Array): [bigint, bigint] {
+  const k = Buffer.from(pk).toString('hex');
+  let p = PK_POINTS.get(k);
+  if (!p) {
+    p = decompress(pk, 'public key');
+    if (PK_POINTS.size >= 1024) PK_POINTS.clear();
+    PK_POINTS.set(k, p);
+  }
+  return p;
+}
+
 // pk_j = λ_j·X_j for each signer set, derived from the stored public shares (public values; cached
 // per share object, so a loaded key pays the multiplication once per signer set).
 const PEER_KEYS = new WeakMap<Dkls23KeyShare, Map<string, [bigint, bigint]>>();
@@ -89,6 +102,8 @@ function peerKeyShare(share: Dkls23KeyShare, signers: readonly PartyId[], p: Par
 
 interface PresigSecret {
   R: Uint8Array;
+  /** R in affine coordinates when known (saves a decompression at sign time). */
+  Rxy?: [bigint, bigint];
   phi: bigint;
   u: bigint;
   v: bigint;
@@ -365,6 +380,7 @@ export class PresignParty extends Dkls23Party<Dkls23Presignature> {
     const id = Buffer.from(taggedHash('dkls23/presig-id', this.#ctx, RBytes)).toString('hex');
     const presig = new Dkls23Presignature(id, me, this.#signers, this.#share.keyId, {
       R: RBytes,
+      Rxy: Ra,
       phi: this.#phi,
       u,
       v,
@@ -483,7 +499,7 @@ export class OnlineSignParty extends Dkls23Party<SchemeSignature> {
       this.#digest,
     );
     const RpJ = mulG(delta);
-    const [Rx, Ry] = decompress(sec.R, 'presignature R');
+    const [Rx, Ry] = sec.Rxy ?? decompress(sec.R, 'presignature R');
     jAddAffine(RpJ, Rx, Ry);
     const Rp = jToAffine(RpJ);
     if (!Rp) this.fail('invalid-proof', null, 're-randomised R is the identity');
@@ -549,12 +565,7 @@ export class OnlineSignParty extends Dkls23Party<SchemeSignature> {
     const sig = new Writer().scalar(this.#r).scalar(s).finish();
     // The combined signature is verified before release (DKLs23 Protocol 3.6, output step).
     // (ec.ts ECDSA verification: r, s in range, low s, (e/s)·G + (r/s)·Q has x ≡ r mod n.)
-    const ok = ecdsaVerify(
-      this.#r,
-      s,
-      digestScalar(this.#digest),
-      decompress(this.#childPk!, 'child public key'),
-    );
+    const ok = ecdsaVerify(this.#r, s, digestScalar(this.#digest), publicKeyPoint(this.#childPk!));
     if (!ok || recovery > 1) {
       this.fail(
         'invalid-signature',

@@ -51,12 +51,16 @@ export function jDouble(p: Jac): void {
   const B = red(p.Y * p.Y);
   const CC = red(B * B);
   const xb = add(p.X, B);
-  const D = red(2n * sub(sub(red(xb * xb), A), CC));
-  const E = red(3n * A);
+  const D0 = sub(sub(red(xb * xb), A), CC);
+  const D = add(D0, D0);
+  const E = add(add(A, A), A);
   const F = red(E * E);
   const X3 = sub(F, add(D, D));
-  const Y3 = sub(red(E * sub(D, X3)), red(8n * CC));
-  p.Z = red(2n * red(p.Y * p.Z));
+  const C2 = add(CC, CC);
+  const C4 = add(C2, C2);
+  const Y3 = sub(red(E * sub(D, X3)), add(C4, C4));
+  const yz = red(p.Y * p.Z);
+  p.Z = add(yz, yz);
   p.X = X3;
   p.Y = Y3;
 }
@@ -80,12 +84,14 @@ export function jAddAffine(p: Jac, x2: bigint, y2: bigint): void {
     return;
   }
   const HH = red(H * H);
-  const I = red(4n * HH);
+  const HH2 = add(HH, HH);
+  const I = add(HH2, HH2);
   const J = red(H * I);
   const r = add(r0, r0);
   const V = red(p.X * I);
   const X3 = sub(sub(red(r * r), J), add(V, V));
-  const Y3 = sub(red(r * sub(V, X3)), red(2n * red(p.Y * J)));
+  const yj = red(p.Y * J);
+  const Y3 = sub(red(r * sub(V, X3)), add(yj, yj));
   const zh = add(p.Z, H);
   p.Z = sub(sub(red(zh * zh), Z1Z1), HH);
   p.X = X3;
@@ -120,7 +126,8 @@ export function jAdd(p: Jac, q: Jac): void {
   const r = add(r0, r0);
   const V = red(U1 * I);
   const X3 = sub(sub(red(r * r), J), add(V, V));
-  const Y3 = sub(red(r * sub(V, X3)), red(2n * red(S1 * J)));
+  const sj = red(S1 * J);
+  const Y3 = sub(red(r * sub(V, X3)), add(sj, sj));
   const zz = add(p.Z, q.Z);
   p.Z = red(sub(sub(red(zz * zz), Z1Z1), Z2Z2) * H);
   p.X = X3;
