@@ -62,6 +62,8 @@ export class AuditLog {
   /** Transactions that hold the head lock, and the head each has written (until they end). */
   readonly #locked = new WeakSet<Transaction<Database>>();
   readonly #heads = new WeakMap<Transaction<Database>, { seq: bigint; hash: string }>();
+  /** The last entry this process wrote (maybe rolled back since): a guess, checked on insert. */
+  #lastHead: { seq: bigint; hash: string } | undefined;
 
   constructor(private readonly opts: AuditLogOptions) {
     if (opts.hmacKey.length < 32) throw new TypeError('audit: hmacKey must be at least 32 bytes');
@@ -104,28 +106,34 @@ export class AuditLog {
     if (inputs.length === 0) return [];
     try {
       const repo = new AuditRepository(trx);
-      // The head is read once per transaction, under the head lock (held until commit, so no other
+      // The head is known once per transaction (under the lock, held until commit, so no other
       // writer can move it); later appends in the same transaction chain onto the entry just written.
       let head: { seq: bigint; hash: string } | null | undefined = this.#heads.get(trx);
+      let entries: AuditEntry[] | undefined;
       if (!head) {
         if (!this.#locked.has(trx)) await repo.lockHead();
-        head = (await repo.head()) ?? null;
+        this.#locked.add(trx);
+        // The head this process last wrote is usually still the head: insert on that assumption,
+        // checked by the database in the same statement; only when another writer (another process,
+        // or a rolled-back transaction of ours) moved it is the head read.
+        const guess = this.#lastHead;
+        if (guess) {
+          entries = this.#chain(inputs, guess);
+          this.#heads.delete(trx);
+          if (!(await repo.insertIfHead(entries, guess))) entries = undefined;
+        }
+        if (!entries) head = (await repo.head()) ?? null;
       }
-      const entries: AuditEntry[] = [];
-      let seq = head ? head.seq + 1n : 1n;
-      let prev = head?.hash ?? GENESIS_HASH;
-      for (const input of inputs) {
-        const entry = this.build(input, seq, prev);
-        entries.push(entry);
-        seq = entry.seq + 1n;
-        prev = entry.hash;
+      if (!entries) {
+        entries = this.#chain(inputs, head ?? null);
+        // Forget the cached head until the insert succeeded: a failed insert aborts the transaction.
+        this.#heads.delete(trx);
+        if (entries.length === 1) await repo.insert(entries[0]!);
+        else await repo.insertMany(entries);
       }
-      // Forget the cached head until the insert succeeded: a failed insert aborts the transaction.
-      this.#heads.delete(trx);
-      if (entries.length === 1) await repo.insert(entries[0]!);
-      else await repo.insertMany(entries);
       const last = entries[entries.length - 1]!;
       this.#heads.set(trx, { seq: last.seq, hash: last.hash });
+      this.#lastHead = { seq: last.seq, hash: last.hash };
       for (const entry of entries) {
         if (entry.seq % this.every === 0n) await this.writeCheckpoint(repo, entry.seq, entry.hash);
       }
@@ -140,6 +148,20 @@ export class AuditLog {
         },
       );
     }
+  }
+
+  /** Entries for `inputs`, chained onto `head` (null: the log is empty). */
+  #chain(inputs: AuditInput[], head: { seq: bigint; hash: string } | null): AuditEntry[] {
+    const entries: AuditEntry[] = [];
+    let seq = head ? head.seq + 1n : 1n;
+    let prev = head?.hash ?? GENESIS_HASH;
+    for (const input of inputs) {
+      const entry = this.build(input, seq, prev);
+      entries.push(entry);
+      seq = entry.seq + 1n;
+      prev = entry.hash;
+    }
+    return entries;
   }
 
   /**

@@ -93,6 +93,32 @@ export class AuditRepository {
       .execute();
   }
 
+  /**
+   * Inserts `entries` only if the chain head is still `expected` (seq and hash) — one statement
+   * instead of a head read and an insert. The caller holds the head lock, so the check, made by
+   * this statement after the lock was granted, sees every committed entry. False: nothing written.
+   */
+  async insertIfHead(entries: AuditEntry[], expected: { seq: bigint; hash: string }): Promise<boolean> {
+    const rows = sql.join(
+      entries.map(
+        (e) =>
+          sql`(${e.seq}::int8, ${e.occurredAt}::timestamptz, ${e.orgId}::text, ${e.actorType}::text,
+            ${e.actorId}::text, ${e.action}::text, ${e.targetType}::text, ${e.targetId}::text,
+            ${e.outcome}::text, ${e.requestId}::text, ${JSON.stringify(e.details)}::jsonb,
+            ${e.prevHash}::text, ${e.hash}::text)`,
+      ),
+    );
+    const r = await sql`with h as (select seq, hash from audit_log order by seq desc limit 1)
+      insert into audit_log (seq, occurred_at, org_id, actor_type, actor_id, action, target_type,
+        target_id, outcome, request_id, details, prev_hash, hash)
+      select v.* from (values ${rows}) as v(seq, occurred_at, org_id, actor_type, actor_id, action,
+        target_type, target_id, outcome, request_id, details, prev_hash, hash)
+      where exists (select 1 from h where h.seq = ${expected.seq}::int8 and h.hash = ${expected.hash})`.execute(
+      this.db,
+    );
+    return (r.numAffectedRows ?? 0n) === BigInt(entries.length);
+  }
+
   /** Bulk insert (imports, tests); same rows as insert(). */
   async insertMany(entries: AuditEntry[]): Promise<void> {
     if (entries.length === 0) return;
