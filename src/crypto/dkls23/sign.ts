@@ -26,6 +26,8 @@ import {
   jToAffineMany,
   mulG,
   mulVarUnsafe,
+  type VarBaseTable,
+  varBaseTable,
 } from '../ot/ec.ts';
 import {
   bytesToBigInt,
@@ -69,12 +71,12 @@ function affine(p: Jac): [bigint, bigint] {
 }
 
 // Decompressed (child) public keys for the final verification: public data, bounded cache.
-const PK_POINTS = new Map<string, [bigint, bigint]>();
-function publicKeyPoint(pk: Uint8Array): [bigint, bigint] {
+const PK_POINTS = new Map<string, VarBaseTable>();
+function publicKeyPoint(pk: Uint8Array): VarBaseTable {
   const k = Buffer.from(pk).toString('hex');
   let p = PK_POINTS.get(k);
   if (!p) {
-    p = decompress(pk, 'public key');
+    p = varBaseTable(decompress(pk, 'public key'));
     if (PK_POINTS.size >= 1024) PK_POINTS.clear();
     PK_POINTS.set(k, p);
   }
@@ -82,9 +84,9 @@ function publicKeyPoint(pk: Uint8Array): [bigint, bigint] {
 }
 
 // pk_j = λ_j·X_j for each signer set, derived from the stored public shares (public values; cached
-// per share object, so a loaded key pays the multiplication once per signer set).
-const PEER_KEYS = new WeakMap<Dkls23KeyShare, Map<string, [bigint, bigint]>>();
-function peerKeyShare(share: Dkls23KeyShare, signers: readonly PartyId[], p: PartyId): [bigint, bigint] {
+// per share object as a small table of odd multiples, so a loaded key pays this once per signer set).
+const PEER_KEYS = new WeakMap<Dkls23KeyShare, Map<string, VarBaseTable>>();
+function peerKeyShare(share: Dkls23KeyShare, signers: readonly PartyId[], p: PartyId): VarBaseTable {
   let m = PEER_KEYS.get(share);
   if (!m) {
     m = new Map();
@@ -94,7 +96,7 @@ function peerKeyShare(share: Dkls23KeyShare, signers: readonly PartyId[], p: Par
   let pk = m.get(k);
   if (!pk) {
     const X = decompress(share.publicShares.get(p)!, 'public share');
-    pk = affine(mulVarUnsafe(X, lagrange(p, signers, N, inv)));
+    pk = varBaseTable(affine(mulVarUnsafe(X, lagrange(p, signers, N, inv))));
     m.set(k, pk);
   }
   return pk;

@@ -241,40 +241,57 @@ function wnaf(k: bigint, w: number): Int8Array {
   return out;
 }
 
-/**
- * k·Q for an affine point Q and 0 <= k < n, variable time (for public or single-use scalars only:
- * the running time depends on k).
- */
-export function mulVarUnsafe(Q: readonly [bigint, bigint], k: bigint): Jac {
-  if (k === 0n) return jIdentity();
-  const { k1neg, k1, k2neg, k2 } = _splitEndoScalar(k, GLV_BASIS, N);
-  const w = 5;
-  // odd multiples Q, 3Q, ..., 15Q in Jacobian
+/** Affine odd multiples Q, 3Q, …, 15Q of a public point and their images under φ (x ↦ βx). */
+export interface VarBaseTable {
+  x: bigint[];
+  xe: bigint[];
+  y: bigint[];
+}
+
+const VAR_W = 5;
+
+export function varBaseTable(Q: readonly [bigint, bigint]): VarBaseTable {
   const t: Jac[] = [jFromAffine(Q[0], Q[1])];
   const two = jFromAffine(Q[0], Q[1]);
   jDouble(two);
-  for (let i = 1; i < 1 << (w - 2); i++) {
+  for (let i = 1; i < 1 << (VAR_W - 2); i++) {
     const nx = jCopy(t[i - 1]!);
     jAdd(nx, two);
     t.push(nx);
   }
-  const tNeg = t.map(jNeg);
-  const te = t.map((p) => ({ X: red(BETA * p.X), Y: p.Y, Z: p.Z }));
-  const teNeg = te.map(jNeg);
-  const d1 = wnaf(k1, w);
-  const d2 = wnaf(k2, w);
+  const a = jToAffineMany(t);
+  // (2i+1)·Q = O would need the order of Q to divide 2i+1 < n: impossible for Q ≠ O
+  if (a.some((p) => p === null)) throw new Error('ec: identity in table');
+  const x = a.map((p) => p![0]);
+  return { x, xe: x.map((v) => red(BETA * v)), y: a.map((p) => p![1]) };
+}
+
+/**
+ * k·Q for an affine point Q (or its table) and 0 <= k < n, variable time (for public or single-use
+ * scalars only: the running time depends on k).
+ */
+export function mulVarUnsafe(Q: readonly [bigint, bigint] | VarBaseTable, k: bigint): Jac {
+  if (k === 0n) return jIdentity();
+  const T = 'xe' in Q ? Q : varBaseTable(Q);
+  const { k1neg, k1, k2neg, k2 } = _splitEndoScalar(k, GLV_BASIS, N);
+  const d1 = wnaf(k1, VAR_W);
+  const d2 = wnaf(k2, VAR_W);
   const acc = jIdentity();
-  for (let i = 131; i >= 0; i--) {
+  let top = 131;
+  while (top > 0 && d1[top] === 0 && d2[top] === 0) top--;
+  for (let i = top; i >= 0; i--) {
     jDouble(acc);
     let d = d1[i]!;
     if (d !== 0) {
       if (k1neg) d = -d;
-      jAdd(acc, d > 0 ? t[(d - 1) >> 1]! : tNeg[(-d - 1) >> 1]!);
+      const j = ((d < 0 ? -d : d) - 1) >> 1;
+      jAddAffine(acc, T.x[j]!, d > 0 ? T.y[j]! : P - T.y[j]!);
     }
     d = d2[i]!;
     if (d !== 0) {
       if (k2neg) d = -d;
-      jAdd(acc, d > 0 ? te[(d - 1) >> 1]! : teNeg[(-d - 1) >> 1]!);
+      const j = ((d < 0 ? -d : d) - 1) >> 1;
+      jAddAffine(acc, T.xe[j]!, d > 0 ? T.y[j]! : P - T.y[j]!);
     }
   }
   return acc;
@@ -290,7 +307,12 @@ export function fromNoble(p: NoblePoint): [bigint, bigint] {
  * ECDSA verification (r, s in [1, n), s low) of a prehashed scalar e under the affine public key Q:
  * R = (e/s)·G + (r/s)·Q ≠ O and R.x mod n = r. Public inputs only.
  */
-export function ecdsaVerify(r: bigint, s: bigint, e: bigint, Q: readonly [bigint, bigint]): boolean {
+export function ecdsaVerify(
+  r: bigint,
+  s: bigint,
+  e: bigint,
+  Q: readonly [bigint, bigint] | VarBaseTable,
+): boolean {
   if (r <= 0n || r >= N || s <= 0n || s > N >> 1n) return false;
   const si = invert(s, N);
   const R = mulVarUnsafe(Q, (r * si) % N);

@@ -5,7 +5,8 @@
 //
 // Conventions: bit i of a byte string is (b[i >> 3] >> (i & 7)) & 1. The receiver's matrix is
 // stored column-wise: KAPPA columns of M bits. GF(2^128) uses x^128 + x^7 + x^2 + x + 1.
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { endianness } from 'node:os';
 import { KAPPA, KAPPA_BYTES, SEED_BYTES, VerifyError } from './base-ot.ts';
 import { ctEqual, Reader, taggedHash, Writer } from './encoding.ts';
 
@@ -18,12 +19,51 @@ const CHUNKS = M / 128;
 
 export const OTE_MESSAGE_BYTES = KAPPA * M_BYTES + 16 + KAPPA * 16;
 
-function prg(ctx: Uint8Array, seed: Uint8Array): Buffer {
-  return createHash('shake256', { outputLength: M_BYTES })
-    .update('custos/ote/prg')
-    .update(ctx)
-    .update(seed)
-    .digest();
+if (endianness() !== 'LE') throw new Error('ote: little-endian host required');
+const PRG_BLOCKS = M_BYTES / 16;
+
+/**
+ * Column expansion for all KAPPA columns at once: for column i with 32-byte seed σ_i, the 128-bit
+ * s_i = σ_i[0..16] ⊕ σ_i[16..32] and blocks b < M/128 of
+ *   PRG(s_i) = π(s_i ⊕ T_{i,b}) ⊕ s_i ⊕ T_{i,b},   π = AES-128 under K = H_sha256(tag, ctx)[0..16]
+ * (MMO in the ideal-cipher model: pseudorandom unless π is queried at s_i ⊕ T, i.e. s_i is
+ * guessed; T_{i,b} = block with last four bytes the little-endian u32 i·2^8 + b). K is per session
+ * and pair, so the same base OTs never give the same expansion twice. One AES-ECB pass.
+ */
+function prgAll(ctx: Uint8Array, seeds: Uint8Array): Uint8Array {
+  const sb = seeds.byteOffset & 3 ? new Uint8Array(seeds) : seeds;
+  const s = new Uint32Array(sb.buffer, sb.byteOffset, (KAPPA * SEED_BYTES) >> 2);
+  const x = new Uint32Array(KAPPA * PRG_BLOCKS * 4);
+  for (let i = 0; i < KAPPA; i++) {
+    const o = i * 8;
+    const s0 = s[o]! ^ s[o + 4]!;
+    const s1 = s[o + 1]! ^ s[o + 5]!;
+    const s2 = s[o + 2]! ^ s[o + 6]!;
+    const s3 = s[o + 3]! ^ s[o + 7]!;
+    for (let b = 0; b < PRG_BLOCKS; b++) {
+      const q = (i * PRG_BLOCKS + b) * 4;
+      x[q] = s0;
+      x[q + 1] = s1;
+      x[q + 2] = s2;
+      x[q + 3] = s3 ^ ((i << 8) | b);
+    }
+  }
+  if (sb !== seeds) sb.fill(0);
+  const c = createCipheriv('aes-128-ecb', taggedHash('ote/prg-key', ctx).subarray(0, 16), null);
+  c.setAutoPadding(false);
+  const eb = c.update(new Uint8Array(x.buffer));
+  c.final();
+  const out = new Uint8Array(eb.length);
+  const e = new Uint32Array(out.buffer);
+  const ev =
+    eb.byteOffset & 3
+      ? new Uint32Array(new Uint8Array(eb).buffer)
+      : new Uint32Array(eb.buffer, eb.byteOffset, eb.length >> 2);
+  for (let k = 0; k < e.length; k++) e[k] = ev[k]! ^ x[k]!;
+  x.fill(0);
+  ev.fill(0);
+  eb.fill(0);
+  return out;
 }
 
 // ---- GF(2^128) on four little-endian uint32 words ------------------------------------------------
@@ -113,15 +153,15 @@ export function oteReceiverExtend(
   x.set(randomBytes(M_BYTES - XI / 8), XI / 8);
   const t0 = new Uint8Array(KAPPA * M_BYTES);
   const u = new Uint8Array(KAPPA * M_BYTES);
+  const a = prgAll(ctx, seeds0);
+  const b = prgAll(ctx, seeds1);
+  t0.set(a, 0);
   for (let i = 0; i < KAPPA; i++) {
-    const a = prg(ctx, seeds0.subarray(i * SEED_BYTES, (i + 1) * SEED_BYTES));
-    const b = prg(ctx, seeds1.subarray(i * SEED_BYTES, (i + 1) * SEED_BYTES));
     const o = i * M_BYTES;
-    t0.set(a, o);
-    for (let k = 0; k < M_BYTES; k++) u[o + k] = a[k]! ^ b[k]! ^ x[k]!;
-    a.fill(0);
-    b.fill(0);
+    for (let k = 0; k < M_BYTES; k++) u[o + k] = a[o + k]! ^ b[o + k]! ^ x[k]!;
   }
+  a.fill(0);
+  b.fill(0);
   // KOS15 Fig. 10 "Check correlation": x̃ = h(x), t̃_i = h(t_i), with h keyed by FS(u).
   const chi = challenge(ctx, u);
   const w = new Writer().bytes(u);
@@ -152,13 +192,10 @@ export function oteSenderReceive(
   const xt = words(r.bytes(16, 'x~'));
   const tt = words(r.bytes(KAPPA * 16, 't~'));
   r.end();
-  const q = new Uint8Array(KAPPA * M_BYTES);
+  const q = prgAll(ctx, seeds);
   for (let i = 0; i < KAPPA; i++) {
-    const t = prg(ctx, seeds.subarray(i * SEED_BYTES, (i + 1) * SEED_BYTES));
     const o = i * M_BYTES;
-    if ((delta[i >> 3]! >> (i & 7)) & 1) for (let k = 0; k < M_BYTES; k++) q[o + k] = t[k]! ^ u[o + k]!;
-    else q.set(t, o);
-    t.fill(0);
+    if ((delta[i >> 3]! >> (i & 7)) & 1) for (let k = 0; k < M_BYTES; k++) q[o + k] = q[o + k]! ^ u[o + k]!;
   }
   const chi = challenge(ctx, u);
   const qw = words(q);
