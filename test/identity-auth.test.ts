@@ -277,12 +277,18 @@ for (const backend of databaseBackends()) {
       const third = await post('/v1/auth/refresh', { refreshToken: r2 });
       assert.equal(third.statusCode, 200);
       const r3 = third.json().refreshToken as string;
+      const access3 = third.json().accessToken as string;
+      assert.equal((await get(access3, '/v1/audit?limit=1')).statusCode, 200);
       // an attacker replays r1: the family (including the current r3) dies
       const reuse = await post('/v1/auth/refresh', { refreshToken: r1 });
       assert.equal(reuse.statusCode, 401);
       assert.equal(reuse.json().error.code, 'CUSTOS_REFRESH_TOKEN_REUSED');
       const after = await post('/v1/auth/refresh', { refreshToken: r3 });
       assert.equal(after.statusCode, 401);
+      // ...and so do its access tokens, before they expire
+      const dead = await get(access3, '/v1/audit?limit=1');
+      assert.equal(dead.statusCode, 401);
+      assert.equal(dead.json().error.code, 'CUSTOS_UNAUTHENTICATED');
       const rows = await db.db
         .selectFrom('refresh_tokens')
         .select('status')
@@ -296,9 +302,12 @@ for (const backend of databaseBackends()) {
         email: org.users.auditor.email,
         password: 'password-auditor-123',
       });
+      assert.equal((await get(l2.json().accessToken, '/v1/audit?limit=1')).statusCode, 200);
       const out = await post('/v1/auth/logout', {}, l2.json().accessToken);
       assert.equal(out.statusCode, 200);
       assert.equal(out.json().revoked, 1);
+      // the logged-out access token is refused at once, not only after its 15 minutes
+      assert.equal((await get(l2.json().accessToken, '/v1/audit?limit=1')).statusCode, 401);
       assert.equal(
         (await post('/v1/auth/refresh', { refreshToken: l2.json().refreshToken })).statusCode,
         401,

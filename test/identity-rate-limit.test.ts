@@ -182,8 +182,10 @@ async function twoInstances(name: string, makeStates: () => Promise<[SharedState
       await db.migrate();
       const keys = testKeys();
       states = await makeStates();
-      a = await startSecurityApp({ db, env: LIMITS, keys, state: states[0] });
-      b = await startSecurityApp({ db, env: LIMITS, keys, state: states[1] });
+      // A long block here, so a slow machine cannot let it lapse before the other instance is asked.
+      const env = { ...LIMITS, CUSTOS_RATE_LIMIT_BLOCK_SECONDS: '60' };
+      a = await startSecurityApp({ db, env, keys, state: states[0] });
+      b = await startSecurityApp({ db, env, keys, state: states[1] });
       org = await makeOrg(a.services, 'two');
     });
     after(async () => {

@@ -116,12 +116,17 @@ export const API_KEY_PREFIX: Record<Environment, string> = { sandbox: 'ck_test_'
 const REFRESH_PREFIX = 'crt_';
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
 const API_KEY_TOUCH_MS = 60_000;
+/** How long a replica trusts that a login session is still live (see assertSessionLive). */
+const SESSION_CACHE_MS = 5_000;
 
 /** A fixed Argon2id hash to verify against for unknown emails, so timing does not reveal them. */
 let dummyHash: Promise<string> | undefined;
 
 export class IdentityService {
   private readonly db: Kysely<Database>;
+  /** Sessions seen live recently: `${orgId}/${sessionId}` → until (ms). */
+  readonly #liveSessions = new Map<string, number>();
+
   constructor(private readonly d: IdentityDeps) {
     this.db = d.db;
   }
@@ -314,6 +319,7 @@ export class IdentityService {
       if (row.status !== 'active') {
         // Reuse of a rotated token: someone else may hold the family. Revoke it all.
         const revoked = await repo.revokeFamily(row.org_id, row.family_id);
+        this.#liveSessions.clear();
         await this.d.audit.append(trx, {
           orgId: row.org_id,
           actor: { type: 'user', id: row.user_id },
@@ -330,6 +336,7 @@ export class IdentityService {
       const user = await new UserRepository(trx).get(row.org_id, row.user_id);
       if (user?.status !== 'active' || (user.locked_until && user.locked_until > now)) {
         await repo.revokeFamily(row.org_id, row.family_id);
+        this.#liveSessions.clear();
         return { kind: 'invalid' };
       }
       if (!(await repo.markRotated(row.org_id, row.id, now))) return { kind: 'invalid' };
@@ -370,6 +377,7 @@ export class IdentityService {
     const sid = p.sessionId;
     return this.tx(async (trx) => {
       const revoked = await new RefreshTokenRepository(trx).revokeFamily(p.orgId, sid);
+      this.#liveSessions.clear();
       await this.d.audit.append(trx, {
         ...audit(p, ctx),
         action: 'auth.logout',
@@ -442,6 +450,7 @@ export class IdentityService {
       });
       // The pre-MFA session ends; the new one is fully authenticated.
       if (p.sessionId) await new RefreshTokenRepository(trx).revokeFamily(p.orgId, p.sessionId);
+      this.#liveSessions.clear();
       await this.insertRefresh(trx, user, familyId, refresh, env, true, new Date());
       await this.d.audit.append(trx, {
         ...audit(p, ctx),
@@ -565,6 +574,7 @@ export class IdentityService {
       // Changing who someone is ends their sessions (access tokens expire within 15 minutes).
       if (input.role !== undefined || input.status === 'disabled' || input.resetTotp) {
         await new RefreshTokenRepository(trx).revokeAllForUser(p.orgId, userId);
+        this.#liveSessions.clear();
       }
       await this.d.audit.append(trx, {
         ...audit(p, ctx),
@@ -655,6 +665,28 @@ export class IdentityService {
       });
       return apiKeyView(row);
     });
+  }
+
+  /**
+   * Access tokens are stateless JWTs, so a logout, a revoked family or a change to the user would
+   * otherwise leave them valid until they expire (15 minutes). Every JWT-authenticated request
+   * checks that its session still has an active refresh token; a positive answer is cached for
+   * SESSION_CACHE_MS per replica (the cache is cleared here on every revocation, so on this replica
+   * the effect is immediate, on others within that time). Tokens minted without a login session
+   * (service tokens in tests and benchmarks) have no family and are not affected.
+   */
+  async assertSessionLive(p: Principal): Promise<void> {
+    if (!p.sessionId) return;
+    const key = `${p.orgId}/${p.sessionId}`;
+    const until = this.#liveSessions.get(key);
+    if (until !== undefined && until > Date.now()) return;
+    const state = await new RefreshTokenRepository(this.db).sessionState(p.orgId, p.sessionId);
+    if (state === 'ended') {
+      this.#liveSessions.delete(key);
+      throw new AuthError('CUSTOS_UNAUTHENTICATED', 'this session has ended; sign in again');
+    }
+    if (this.#liveSessions.size >= 10_000) this.#liveSessions.clear();
+    this.#liveSessions.set(key, Date.now() + SESSION_CACHE_MS);
   }
 
   /** Authenticates an API key; null when unknown or revoked. Compared in constant time. */

@@ -181,5 +181,7 @@ async function authenticate(req: FastifyRequest, deps: AuthDeps): Promise<Princi
     if (!p) throw new AuthError('CUSTOS_UNAUTHENTICATED', 'invalid or revoked API key');
     return p;
   }
-  return principalFromClaims(await deps.tokens.verify(credential));
+  const principal = principalFromClaims(await deps.tokens.verify(credential));
+  await deps.identity.assertSessionLive(principal);
+  return principal;
 }

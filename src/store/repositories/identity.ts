@@ -233,6 +233,21 @@ export class RefreshTokenRepository {
     return Number(r.numUpdatedRows);
   }
 
+  /**
+   * Whether a login session (refresh-token family) still has an active token: 'ended' once it was
+   * logged out, revoked on reuse or by a change to the user; 'none' when no such family exists.
+   */
+  async sessionState(orgId: string, familyId: string): Promise<'live' | 'ended' | 'none'> {
+    const rows = await this.db
+      .selectFrom('refresh_tokens')
+      .select('status')
+      .where('org_id', '=', orgId)
+      .where('family_id', '=', familyId)
+      .execute();
+    if (rows.length === 0) return 'none';
+    return rows.some((r) => r.status === 'active') ? 'live' : 'ended';
+  }
+
   async family(orgId: string, familyId: string): Promise<RefreshTokenRow[]> {
     return this.db
       .selectFrom('refresh_tokens')
