@@ -208,6 +208,7 @@ async function run(network: string) {
   const until = t0 + SECONDS * 1000;
   let seq = 0;
   const q0 = { ...counted.counts };
+  const cpu0 = process.cpuUsage();
   queryLog.clear();
   const poller = setInterval(async () => {
     const rows = await handle.db
@@ -248,6 +249,7 @@ async function run(network: string) {
   while (started.size > 0 && performance.now() < drainDeadline) await new Promise((r) => setTimeout(r, 50));
   clearInterval(poller);
   const q1 = { ...counted.counts };
+  const cpu1 = process.cpuUsage(cpu0);
   if (QUERY_LOG) {
     process.stdout.write(`${network}: statements per completed withdrawal, by text\n`);
     for (const [k, n] of [...queryLog].sort((a, b) => b[1] - a[1]))
@@ -290,6 +292,8 @@ async function run(network: string) {
     withdrawalsPerSecond: Number((done / elapsed).toFixed(1)),
     latencyMs: { p50: pct(latencies, 50), p99: pct(latencies, 99), max: pct(latencies, 100) },
     stageP50Ms: stageP50,
+    /** Process CPU time (user + system) per completed withdrawal while timing: less sensitive to other load than wall-clock rates. */
+    cpuMsPerWithdrawal: Number(((cpu1.user + cpu1.system) / 1000 / Math.max(1, done)).toFixed(1)),
     /** Statements and transactions per completed withdrawal (everything the platform sent while timing). */
     perWithdrawal: {
       statements: Number(((q1.statements - q0.statements) / Math.max(1, done)).toFixed(1)),
@@ -318,10 +322,10 @@ async function run(network: string) {
 const results = [];
 for (const n of NETWORKS) results.push(await run(n));
 const lines = [
-  `network        scheme           completed  failed  seconds  withdrawals/s  p50 ms  p99 ms  ledger  (load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`,
+  `network        scheme           completed  failed  seconds  withdrawals/s  p50 ms  p99 ms  cpu ms/w  stmts/w  ledger  (load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`,
   ...results.map(
     (r) =>
-      `${r.network.padEnd(14)} ${r.scheme.padEnd(16)} ${String(r.completed).padStart(9)}  ${String(r.failed).padStart(6)}  ${String(r.seconds).padStart(7)}  ${String(r.withdrawalsPerSecond).padStart(13)}  ${String(r.latencyMs.p50).padStart(6)}  ${String(r.latencyMs.p99).padStart(6)}  ${r.ledgerOk && r.reconciliationDifferences === 0 ? 'ok' : 'DIFF'}`,
+      `${r.network.padEnd(14)} ${r.scheme.padEnd(16)} ${String(r.completed).padStart(9)}  ${String(r.failed).padStart(6)}  ${String(r.seconds).padStart(7)}  ${String(r.withdrawalsPerSecond).padStart(13)}  ${String(r.latencyMs.p50).padStart(6)}  ${String(r.latencyMs.p99).padStart(6)}  ${String(r.cpuMsPerWithdrawal).padStart(8)}  ${String(r.perWithdrawal.statements).padStart(7)}  ${r.ledgerOk && r.reconciliationDifferences === 0 ? 'ok' : 'DIFF'}`,
   ),
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
