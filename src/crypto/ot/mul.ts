@@ -38,7 +38,7 @@ export function gadgetVector(pairCtx: Uint8Array): bigint[] {
 // ---- Random-OT rows → scalar pads ------------------------------------------------------------------
 //
 // Each extended OT row (KAPPA = 128 bits) is hashed into W scalars with a tweakable circular
-// correlation-robust hash built from AES (Guo–Kolesnikov–Katz–Wang–Yu, "Efficient and Secure
+// correlation-robust hash built from AES (Guo–Katz–Wang–Yu, "Efficient and Secure
 // Multiparty Computation from Fixed-Key Block Ciphers", S&P 2020 / ePrint 2019/074, §7 "TMMO"):
 //   H(x, (j, b)) = π(π(x) ⊕ T_{j,b}) ⊕ π(x),   π = AES-128 under K = H_sha256(tag, ctx)[0..16],
 // with the tweak T_{j,b} = (OT index j, output block b) and 2·W blocks per row (W·32 bytes). The key
