@@ -482,7 +482,14 @@ export class MpcCoordinator {
             : {}),
         };
       }
-      const failed = outcomes.find((o) => !o.reply.ok);
+      // The most telling failure decides: a cheating verdict, else one that names a culprit (a node
+      // that received a bad message), else any — the culprit's own reply (a peer gave up on it) is not.
+      const failures = outcomes.filter((o) => !o.reply.ok);
+      const errOf = (o: (typeof outcomes)[number]) => (o.reply as Extract<NodeReply, { ok: false }>).error;
+      const failed =
+        failures.find((o) => errOf(o).cheating) ??
+        failures.find((o) => errOf(o).culprit !== null && errOf(o).culprit !== o.node) ??
+        failures[0];
       if (!failed) {
         // Every node answered "ok" with a signature that does not verify: treat as an abort.
         lastError = new MpcError('CUSTOS_MPC_ABORT', `key ${keyId}: the returned signature does not verify`);
@@ -506,7 +513,8 @@ export class MpcCoordinator {
       for (const o of outcomes) {
         const unreachable = o.reply.ok ? undefined : o.reply.unreachable;
         if (unreachable !== undefined) excluded.add(unreachable);
-        if (!o.reply.ok) for (const m of o.reply.error.missing ?? []) excluded.add(m);
+        // Nodes reported missing are left out next time, unless a culprit is known: then it alone is.
+        if (!o.reply.ok && e.culprit === null) for (const m of o.reply.error.missing ?? []) excluded.add(m);
       }
       if (e.culprit !== null) excluded.add(e.culprit);
       this.#log.warn(
