@@ -44,8 +44,9 @@ export async function startChainWatcher(
       'custos chain-watcher: no networks configured (set CUSTOS_NETWORKS, see docs/chains.md)',
     );
   }
-  const runtime = await openRuntime(config, logger, { migrate: opts.migrate ?? false });
+  // Key files first: a missing one stops the role before it touches the database.
   const keys = loadSecurityKeys(config);
+  const runtime = await openRuntime(config, logger, { migrate: opts.migrate ?? false });
   const audit = new AuditLog({
     hmacKey: keys.auditHmacKey,
     checkpointKey: keys.auditCheckpointKey,
