@@ -1,13 +1,15 @@
 // Opens the database: embedded PGlite (default; data under <dataDir>/db, or in memory) or PostgreSQL
 // (CUSTOS_DATABASE_URL, pooled via pg). Both speak through one Kysely<Database>, with int8 and
 // numeric(78,0) mapped to bigint, so everything above this file is dialect-blind.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { redactUrl, StoreError } from '../errors.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import { PGliteDialect } from './pglite-dialect.ts';
+import { discardTemplate, loadTemplate, saveTemplate } from './pglite-template.ts';
 import type { Database } from './schema.ts';
 import { PG_OID, parseBigNumeric } from './types.ts';
 
@@ -49,10 +51,29 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
 async function openPGlite(dir: string | undefined): Promise<DatabaseHandle> {
   if (dir) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const parsers = { [PG_OID.INT8]: parseBigNumeric, [PG_OID.NUMERIC]: parseBigNumeric };
+  // A new cluster starts from the initdb template when there is one (src/store/pglite-template.ts).
+  const fresh = !dir || !existsSync(join(dir, 'PG_VERSION'));
+  const template = fresh ? loadTemplate() : null;
+  const create = async (from: Blob | null): Promise<PGlite> => {
+    const options = { parsers, ...(from ? { loadDataDir: from } : {}) };
+    const p = dir ? new PGlite(dir, options) : new PGlite(options);
+    await p.waitReady;
+    return p;
+  };
   let pglite: PGlite;
   try {
-    pglite = dir ? new PGlite(dir, { parsers }) : new PGlite({ parsers });
-    await pglite.waitReady;
+    try {
+      pglite = await create(template);
+    } catch (e) {
+      if (!template) throw e;
+      // A template that does not load is dropped; start over with an ordinary initdb.
+      discardTemplate();
+      if (dir) {
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+      }
+      pglite = await create(null);
+    }
   } catch (e) {
     throw new StoreError(
       'CUSTOS_STORE_UNAVAILABLE',
@@ -63,6 +84,7 @@ async function openPGlite(dir: string | undefined): Promise<DatabaseHandle> {
       },
     );
   }
+  if (fresh && !template) await saveTemplate(pglite);
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   return handle(db, 'pglite', dir ?? 'memory', pglite, async () => {
     await db.destroy();
