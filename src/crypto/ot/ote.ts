@@ -113,15 +113,22 @@ const words = (b: Uint8Array): Uint32Array => {
 function chiTables(chi: Uint32Array): Uint32Array {
   const T = new Uint32Array(CHUNKS * 32 * 16 * 4);
   const base = new Uint32Array(128 * 4);
-  const one = new Uint32Array(4);
   for (let c = 0; c < CHUNKS; c++) {
-    // base_i = χ_c · x^i
+    // base_i = χ_c · x^i: multiply by x (shift left, reduce by x^128 = x^7 + x^2 + x + 1) each step
+    let v0 = chi[4 * c]!;
+    let v1 = chi[4 * c + 1]!;
+    let v2 = chi[4 * c + 2]!;
+    let v3 = chi[4 * c + 3]!;
     for (let i = 0; i < 128; i++) {
-      one.fill(0);
-      one[i >> 5] = 1 << (i & 31);
-      const acc = base.subarray(4 * i, 4 * i + 4);
-      acc.fill(0);
-      gfMulAcc(acc, chi, 4 * c, one, 0);
+      base[4 * i] = v0;
+      base[4 * i + 1] = v1;
+      base[4 * i + 2] = v2;
+      base[4 * i + 3] = v3;
+      const carry = v3 >>> 31;
+      v3 = (v3 << 1) | (v2 >>> 31);
+      v2 = (v2 << 1) | (v1 >>> 31);
+      v1 = (v1 << 1) | (v0 >>> 31);
+      v0 = (v0 << 1) ^ (carry * 0x87);
     }
     for (let p = 0; p < 32; p++) {
       const o = (c * 32 + p) * 16 * 4;
