@@ -76,7 +76,11 @@ describe('approvals: control-plane refusals and node-side verification', () => {
   test('refusals have distinct codes', async () => {
     const { owner, operator, approver } = h.org.users;
     const codes = new Set<string>();
-    const expect = async (r: Promise<{ status: number; body: any }>, status: number, code: string) => {
+    const expect = async (
+      r: Promise<{ status: number; body: { error: { code: string } } }>,
+      status: number,
+      code: string,
+    ) => {
       const x = await r;
       assert.equal(x.status, status, JSON.stringify(x.body));
       assert.equal(x.body.error.code, code);
