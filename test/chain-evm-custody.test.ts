@@ -360,4 +360,60 @@ describe('custody on anvil through the REST API (PGlite, 2-of-3 MPC nodes)', () 
     await second.stop();
     assert.equal((await primary.tick()).leased, true);
   });
+
+  test('200 concurrent withdrawals through the API from one address: 200 consecutive nonces, all mined, none replaced', async (t) => {
+    const N = 200;
+    await faucet(anvil, ours, 'ETH', parseEther('10'));
+    await mine(2);
+    await custody.tick();
+    const n0 = await pub().getTransactionCount({ address: ours, blockTag: 'pending' });
+    const to = privateKeyToAddress(generatePrivateKey());
+    const t0 = performance.now();
+    const created = await Promise.all(
+      Array.from({ length: N }, (_, i) =>
+        call(
+          'POST',
+          '/v1/transactions',
+          { walletId, asset: 'ETH', destination: to, amount: (1_000_000n + BigInt(i)).toString() },
+          { 'idempotency-key': `evm-200-${i}` },
+        ),
+      ),
+    );
+    assert.ok(
+      created.every((c) => c.status === 201),
+      JSON.stringify(created.find((c) => c.status !== 201)),
+    );
+    const ids = created.map((c) => c.body.id as string);
+    // Signed by the MPC nodes and broadcast (anvil mines each at once), then confirmed and completed.
+    let states: { state: string; chainTxId: Hex }[] = [];
+    for (let round = 0; round < 60; round++) {
+      await custody.withdrawals.idle();
+      await mine(1);
+      await custody.tick();
+      states = await Promise.all(ids.map(async (id) => (await call('GET', `/v1/transactions/${id}`)).body));
+      if (states.every((s) => s.state === 'completed')) break;
+    }
+    const elapsed = performance.now() - t0;
+    assert.deepEqual(
+      [...new Set(states.map((s) => s.state))],
+      ['completed'],
+      JSON.stringify(states.filter((s) => s.state !== 'completed').slice(0, 3)),
+    );
+    const hashes = states.map((s) => s.chainTxId);
+    assert.equal(new Set(hashes).size, N, 'one transaction each');
+    const mined = await Promise.all(hashes.map((hash) => pub().getTransaction({ hash })));
+    assert.deepEqual(
+      mined.map((m) => m.nonce).sort((a, b) => a - b),
+      Array.from({ length: N }, (_, i) => n0 + i),
+      'consecutive nonces, no gap, no reuse',
+    );
+    assert.ok(mined.every((m) => m.from.toLowerCase() === ours.toLowerCase() && m.blockNumber !== null));
+    // Nothing else was sent from the address: none of the 200 was replaced by another transaction.
+    assert.equal(await pub().getTransactionCount({ address: ours, blockTag: 'latest' }), n0 + N);
+    assert.equal(await pub().getBalance({ address: to }), BigInt(N) * 1_000_000n + BigInt((N * (N - 1)) / 2));
+    const rec = await call('GET', '/v1/reconciliation');
+    assert.equal(rec.body.ledger.ok, true, JSON.stringify(rec.body));
+    assert.deepEqual(rec.body.differences, [], JSON.stringify(rec.body.differences));
+    t.diagnostic(`${N} withdrawals created → completed in ${(elapsed / 1000).toFixed(1)} s`);
+  });
 });

@@ -79,7 +79,10 @@ describe('MPC nodes as processes over NATS', { skip }, () => {
     const end = Date.now() + 60_000;
     while (!np.out.some((l) => l.includes('"event":"ready"'))) {
       if (proc.exitCode !== null) assert.fail(`node ${id} exited: ${np.out.join('\n')}`);
-      if (Date.now() > end) assert.fail(`node ${id} did not become ready: ${np.out.join('\n')}`);
+      if (Date.now() > end) {
+        proc.kill('SIGKILL'); // not left running after the suite gives up on it
+        assert.fail(`node ${id} did not become ready: ${np.out.join('\n')}`);
+      }
       await sleep(25);
     }
     nodes.set(id, np);
