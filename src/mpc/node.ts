@@ -105,6 +105,13 @@ const PRESIGN_ACK = 'custos/presign-ack';
 const SIGN_SETUP = 'custos/sign-setup';
 const REQUEST_CACHE_MS = 10 * 60_000;
 const POOL_TARGET_IDLE_MS = 10 * 60_000;
+/**
+ * Background presigning yields to signing: while sign requests arrived within this window, a pool
+ * is refilled only once it is below POOL_CRITICAL of its size (so a burst drains the pool at full
+ * speed and sustained load still refills it at full concurrency).
+ */
+const SIGN_QUIET_MS = 50;
+const POOL_CRITICAL = 0.25;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const r2 = (x: number): number => Math.round(x * 100) / 100;
@@ -140,6 +147,8 @@ export class MpcNode {
   #stopped = false;
   readonly #startedAt = Date.now();
   #inflight = new Set<Promise<unknown>>();
+  /** When the last sign request arrived (background presigning yields to signing). */
+  #lastSignAt = 0;
 
   constructor(opts: MpcNodeOptions) {
     this.#o = opts;
@@ -538,6 +547,7 @@ export class MpcNode {
 
   async #sign(req: ControlRequestOf<'sign'>): Promise<Record<string, unknown>> {
     const t0 = performance.now();
+    this.#lastSignAt = Date.now();
     const k = this.#key(req.keyId);
     if (k.meta.generation !== req.generation) {
       throw nodeError(
@@ -781,6 +791,11 @@ export class MpcNode {
           k.refilling.delete(set);
           continue;
         }
+        if (
+          ready >= Math.max(1, Math.floor(this.#poolSize * POOL_CRITICAL)) &&
+          now - this.#lastSignAt < SIGN_QUIET_MS
+        )
+          continue;
         const lowWater = Math.floor(this.#poolSize * (this.#o.poolLowWater ?? this.#o.cluster.pool.lowWater));
         if (!k.refilling.has(set) && ready >= lowWater && ready > 0) continue;
         k.refilling.add(set);
