@@ -1,6 +1,6 @@
-// The local EVM devnet of `custos dev`: anvil (shipped by the @foundry-rs/anvil dev dependency) on
+// The local EVM devnet of `custos dev`: anvil (the optional dependency @foundry-rs/anvil-linux-amd64, or anvil on PATH) on
 // a loopback port, its chain state kept in <dataDir>/anvil-state.json across restarts, with the test
-// ERC-20 installed. Absent binary (a production install without dev dependencies) = no devnet.
+// ERC-20 installed. Absent binary (e.g. installed with --omit=optional) = no devnet.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Anvil, anvilBinary, deployTestToken, startAnvil, TEST_TOKEN } from '../chains/devnet/anvil.ts';
@@ -18,7 +18,7 @@ export async function startDevnet(
 ): Promise<{ anvil: Anvil; info: DevnetInfo } | null> {
   if (anvilBinary() === 'anvil' && !existsSync('/usr/local/bin/anvil') && !existsSync('/usr/bin/anvil')) {
     logger.warn(
-      'anvil is not installed (dev dependency @foundry-rs/anvil): running without the local EVM devnet',
+      'anvil is not installed (optional dependency @foundry-rs/anvil-linux-amd64, or anvil on PATH): running without the local EVM devnet',
     );
     return null;
   }

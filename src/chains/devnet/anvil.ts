@@ -1,4 +1,4 @@
-// A local EVM devnet: starts anvil (from the @foundry-rs/anvil dev dependency, which ships the
+// A local EVM devnet: starts anvil (from the platform package @foundry-rs/anvil-<platform>-<arch>, which ships the
 // binary) on a free loopback port, installs the test ERC-20, and funds addresses. Used by the
 // tests, the benchmark and `custos dev`. Nothing here is for production networks.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -20,7 +20,7 @@ export interface StartAnvilParameters {
   blockTime?: number;
   /** Dev accounts (unlocked, 10000 ETH each by default). */
   accounts?: number;
-  /** Path of the anvil binary; default: the one @foundry-rs/anvil installed. */
+  /** Path of the anvil binary; default: the one @foundry-rs/anvil-<platform>-<arch> installed. */
   binary?: string;
   /** Extra CLI arguments. */
   args?: string[];
