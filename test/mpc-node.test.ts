@@ -27,8 +27,12 @@ import { requestSubject, signBody } from '../src/mpc/wire.ts';
 const KDF = { memoryCost: 1024, timeCost: 1 };
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), `custos-${p}-`));
 const schemes = await availableSchemes();
-const HAS_ECDSA = schemes.has('ecdsa-secp256k1');
-const HAS_ED25519 = schemes.has('eddsa-ed25519');
+
+test('both signing families are available to the nodes (nothing below is skipped)', () => {
+  assert.ok(schemes.has('ecdsa-secp256k1'));
+  assert.ok(schemes.has('eddsa-ed25519'));
+  assert.ok(schemes.has('schnorr-bip340'));
+});
 
 async function waitFor(cond: () => boolean, timeoutMs = 8000, what = 'condition'): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -116,7 +120,7 @@ async function cluster(
   return startInProcessCluster({ dir, kdf: KDF, poolSize: 0, ...extra });
 }
 
-describe('channel security', { skip: !HAS_ED25519 && 'FROST (eddsa-ed25519) not available' }, () => {
+describe('channel security', () => {
   let dir: string;
   let c: InProcessCluster;
   let spy: MemoryBus;
@@ -285,9 +289,7 @@ describe('channel security', { skip: !HAS_ED25519 && 'FROST (eddsa-ed25519) not 
   });
 });
 
-describe('node + coordinator, Ed25519 (FROST)', {
-  skip: !HAS_ED25519 && 'FROST (eddsa-ed25519) not available',
-}, () => {
+describe('node + coordinator, Ed25519 (FROST)', () => {
   let dir: string;
   let c: InProcessCluster;
   let garble = false;
@@ -463,9 +465,7 @@ describe('node + coordinator, Ed25519 (FROST)', {
   });
 });
 
-describe('node + coordinator, ECDSA (DKLs23) with presignature pools', {
-  skip: !HAS_ECDSA && 'DKLs23 (ecdsa-secp256k1) not available',
-}, () => {
+describe('node + coordinator, ECDSA (DKLs23) with presignature pools', () => {
   let dir: string;
   let c: InProcessCluster;
   before(async () => {
@@ -551,7 +551,7 @@ describe('reshare to a new committee (4-node cluster)', () => {
   }
 });
 
-describe('a cheating node', { skip: !HAS_ECDSA && 'DKLs23 (ecdsa-secp256k1) not available' }, () => {
+describe('a cheating node', () => {
   test('corrupted DKLs23 presign message → abort naming it, key locked, no retry', async () => {
     const dir = tmp('cheat');
     let cheating = false;
