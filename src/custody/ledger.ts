@@ -116,11 +116,6 @@ export class Ledger {
     const found = await new LedgerRepository(trx).lockBalances([...new Set(ids)]);
     return ids.map((id) => found.get(id) ?? 0n);
   }
-
-  /** Locks the account row until the transaction ends and returns its balance. */
-  async lockBalance(trx: Transaction<Database>, account: AccountRef): Promise<bigint> {
-    return (await new LedgerRepository(trx).account(account, true)).balance;
-  }
 }
 
 export interface BalanceView {

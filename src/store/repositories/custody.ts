@@ -287,32 +287,6 @@ export class LedgerRepository {
     if (lock) q = q.forUpdate();
     return q.executeTakeFirstOrThrow();
   }
-  /** Creates the accounts that do not exist yet (one statement). */
-  ensureAccounts(
-    rows: {
-      id: string;
-      orgId: string;
-      assetId: string;
-      kind: AccountKind;
-      walletId: string | null;
-      addressId: string | null;
-    }[],
-  ): Promise<unknown> {
-    return this.db
-      .insertInto('ledger_accounts')
-      .values(
-        rows.map((a) => ({
-          id: a.id,
-          org_id: a.orgId,
-          asset_id: a.assetId,
-          kind: a.kind,
-          wallet_id: a.walletId,
-          address_id: a.addressId,
-        })),
-      )
-      .onConflict((oc) => oc.doNothing())
-      .execute();
-  }
   /**
    * Adds each delta to its account's cached balance, creating missing accounts with the delta as
    * their balance (one statement). Rows are taken in the order given — callers pass them sorted by
@@ -373,23 +347,6 @@ export class LedgerRepository {
       .execute();
     return new Map(rows.map((r) => [r.id, r.balance]));
   }
-  /** Locks the rows in id order until the transaction ends. */
-  lockAccounts(ids: string[]): Promise<unknown> {
-    return this.db
-      .selectFrom('ledger_accounts')
-      .select('id')
-      .where('id', 'in', ids)
-      .orderBy('id')
-      .forUpdate()
-      .execute();
-  }
-  /** Adds each delta to its account's cached balance (one statement). */
-  addToBalances(deltas: [accountId: string, delta: bigint][]): Promise<unknown> {
-    if (deltas.length === 0) return Promise.resolve();
-    const values = sql.join(deltas.map(([id, d]) => sql`(${id}, ${d.toString()}::numeric)`));
-    return sql`update ledger_accounts as a set balance = a.balance + v.delta
-      from (values ${values}) as v(id, delta) where a.id = v.id`.execute(this.db);
-  }
   insertEntry(e: {
     id: string;
     orgId: string;
@@ -400,19 +357,6 @@ export class LedgerRepository {
     return this.db
       .insertInto('journal_entries')
       .values({ id: e.id, org_id: e.orgId, kind: e.kind, ref_type: e.refType, ref_id: e.refId })
-      .execute();
-  }
-  insertPostings(rows: { entryId: string; accountId: string; amount: bigint }[]): Promise<unknown> {
-    return this.db
-      .insertInto('postings')
-      .values(rows.map((r) => ({ entry_id: r.entryId, account_id: r.accountId, amount: r.amount })))
-      .execute();
-  }
-  addToBalance(accountId: string, delta: bigint): Promise<unknown> {
-    return this.db
-      .updateTable('ledger_accounts')
-      .set({ balance: sql`balance + ${delta.toString()}::numeric` })
-      .where('id', '=', accountId)
       .execute();
   }
   accountsOfWallet(walletId: string): Promise<LedgerAccountRow[]> {
