@@ -55,11 +55,7 @@ export function deriveSecp256k1(
     throw new Error('hd: chain code must be 32 bytes');
   if (typeof path !== 'string') throw new Error('hd: path must be a string');
   const key = `${Buffer.from(publicKey).toString('hex')}/${Buffer.from(chainCode).toString('hex')}/${path}`;
-  let d = derived.get(key);
-  if (!d) {
-    d = computeSecp256k1(publicKey, chainCode, path);
-    derived.set(key, d);
-  }
+  const d = derived.getOrSet(key, () => computeSecp256k1(publicKey, chainCode, path));
   return { tweak: d.tweak, publicKey: d.publicKey.slice(), chainCode: d.chainCode.slice() };
 }
 

@@ -22,6 +22,15 @@ export class Lru<K, V> {
     this.#map.set(key, value);
     if (this.#map.size > this.max) this.#map.delete(this.#map.keys().next().value as K);
   }
+  /** The cached value, or `compute()`'s result, remembered. */
+  getOrSet(key: K, compute: () => V): V {
+    let v = this.get(key);
+    if (v === undefined) {
+      v = compute();
+      this.set(key, v);
+    }
+    return v;
+  }
   clear(): void {
     this.#map.clear();
   }

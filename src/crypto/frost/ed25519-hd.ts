@@ -39,11 +39,7 @@ export function deriveEd25519(publicKey: Uint8Array, chainCode: Uint8Array, path
   }
   if (typeof path !== 'string') throw new Error('hd: path must be a string');
   const key = `${Buffer.from(publicKey).toString('hex')}/${Buffer.from(chainCode).toString('hex')}/${path}`;
-  let d = derived.get(key);
-  if (!d) {
-    d = computeEd25519(publicKey, chainCode, path);
-    derived.set(key, d);
-  }
+  const d = derived.getOrSet(key, () => computeEd25519(publicKey, chainCode, path));
   return { tweak: d.tweak, publicKey: d.publicKey.slice(), chainCode: d.chainCode.slice() };
 }
 
