@@ -22,6 +22,8 @@ export interface RunningApi {
   /** The custody domain, when this role has an MPC coordinator (runtime.mpc). */
   custody: Custody | undefined;
   url: string;
+  /** Everything this role opened, in closing order (HTTP first, pools last). */
+  closers(): Closer[];
   stop(): Promise<void>;
 }
 
@@ -86,5 +88,5 @@ export async function startApi(
           for (const c of closers()) await c.close();
         }
       : onShutdownSignals(logger, config.shutdownTimeoutMs, closers);
-  return { app, runtime, security, custody, url, stop };
+  return { app, runtime, security, custody, url, closers, stop };
 }

@@ -19,7 +19,7 @@ import { startApi } from './api.ts';
 import { ensureDataDir, ensureSecret, readDevInfo, removeDevInfo, writeDevInfo } from './data-dir.ts';
 import { type DevnetInfo, startDevnet } from './devnet.ts';
 import { openRuntime } from './runtime.ts';
-import type { Closer } from './shutdown.ts';
+import { type Closer, onShutdownSignals } from './shutdown.ts';
 
 /** A signal arrived while `custos dev` was starting: what was opened is closed again. */
 export class StartupCancelled extends Error {
@@ -95,6 +95,7 @@ export async function startDev(
   let database: string;
   let instanceId: string;
   let devnet: Awaited<ReturnType<typeof startDevnet>>;
+  let demo: Awaited<ReturnType<typeof ensureDemo>>;
   try {
     runtime = await openRuntime(cfg, logger, { migrate: true });
     opened.unshift(...runtime.closers);
@@ -132,7 +133,9 @@ export async function startDev(
     api = await startApi(cfg, logger, {
       migrate: false,
       runtime,
-      handleSignals,
+      // Signals stay with the start-up handler until dev.json is written: a Ctrl-C that lands while
+      // the demo organisation is being created must not close the database under it.
+      handleSignals: false,
       networks,
       extraClosers: [
         { name: 'dev.json', close: async () => removeDevInfo(dataDir) },
@@ -141,6 +144,25 @@ export async function startDev(
         ...(dn ? [{ name: 'devnet', close: () => dn.anvil.stop() }] : []),
       ],
     });
+    // From here the API's closers cover everything opened so far (they include the ones above).
+    const running = api;
+    opened.splice(0, opened.length, { name: 'api', close: () => running.stop() });
+    await checkpoint();
+    // Before dev.json appears, so whoever waits for it finds the demo credentials too.
+    demo = await ensureDemo(api.security, runtime.database.db, { dataDir, apiUrl: api.url });
+    if (demo?.created)
+      logger.info({ path: demo.path }, 'demo organisation created; credentials written (mode 0600)');
+    await checkpoint();
+    writeDevInfo(dataDir, {
+      api: api.url,
+      database,
+      pid: process.pid,
+      dataDir,
+      instanceId,
+      ...(devnet ? { evm: devnet.info } : {}),
+      startedAt: new Date().toISOString(),
+    });
+    await checkpoint();
   } catch (e) {
     if (!(e instanceof StartupCancelled)) {
       await closeOpened();
@@ -148,24 +170,10 @@ export async function startDev(
     }
     throw e;
   }
+  // Start-up is complete: hand signals to the graceful shutdown in the same synchronous step, so no
+  // signal can fall between the two handlers.
   removeEarly();
-  if (cancelled) {
-    await api.stop();
-    throw new StartupCancelled(cancelled);
-  }
-  // Before dev.json appears, so whoever waits for it finds the demo credentials too.
-  const demo = await ensureDemo(api.security, runtime.database.db, { dataDir, apiUrl: api.url });
-  if (demo?.created)
-    logger.info({ path: demo.path }, 'demo organisation created; credentials written (mode 0600)');
-  writeDevInfo(dataDir, {
-    api: api.url,
-    database,
-    pid: process.pid,
-    dataDir,
-    instanceId,
-    ...(devnet ? { evm: devnet.info } : {}),
-    startedAt: new Date().toISOString(),
-  });
+  const stop = handleSignals ? onShutdownSignals(logger, config.shutdownTimeoutMs, api.closers) : api.stop;
   return {
     api: api.url,
     database,
@@ -173,7 +181,7 @@ export async function startDev(
     instanceId,
     demoCredentials: demo?.path ?? null,
     evm: devnet?.info ?? null,
-    stop: api.stop,
+    stop,
   };
 }
 

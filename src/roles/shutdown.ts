@@ -35,6 +35,12 @@ export function onShutdownSignals(
     logger.info('stopped');
     logger.flush?.();
     process.exitCode = ok ? 0 : 1;
+    // Everything is closed; a handle some library left open must not keep a stopped process alive.
+    setTimeout(() => {
+      logger.warn('handles still open after shutdown: exiting');
+      logger.flush?.();
+      process.exit(process.exitCode);
+    }, 1000).unref();
   };
   const onSigterm = () => void shutdown('SIGTERM');
   const onSigint = () => void shutdown('SIGINT');

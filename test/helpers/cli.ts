@@ -29,9 +29,26 @@ export function spawnCli(args: string[], env: Record<string, string> = {}, cwd?:
   });
 }
 
-export function waitExit(p: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) resolve({ code: p.exitCode, signal: p.signalCode });
-    else p.once('exit', (code, signal) => resolve({ code, signal }));
+/**
+ * The child's exit. A child that has not exited within `timeoutMs` is killed and the promise
+ * rejects, so a hang fails the test that caused it instead of the whole file's timeout.
+ */
+export function waitExit(
+  p: ChildProcess,
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve, reject) => {
+    if (p.exitCode !== null || p.signalCode !== null) {
+      resolve({ code: p.exitCode, signal: p.signalCode });
+      return;
+    }
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`process ${p.pid} did not exit within ${timeoutMs} ms`));
+    }, timeoutMs);
+    p.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal });
+    });
   });
 }
