@@ -11,6 +11,8 @@ import { captureLogger } from './helpers/log-capture.ts';
 
 type Op = {
   summary?: string;
+  description?: string;
+  'x-custos-permission'?: string;
   tags?: string[];
   parameters?: { in: string; name: string }[];
   requestBody?: unknown;
@@ -43,6 +45,11 @@ test('OpenAPI 3.1 document describes every route completely', () => {
       ops++;
       const where = `${method.toUpperCase()} ${path}`;
       if (!op.summary) problems.push(`${where}: no summary`);
+      if ((path.startsWith('/v1/') || path.startsWith('/.well-known/')) && !op['x-custos-permission'])
+        problems.push(`${where}: no x-custos-permission`);
+      const perm = op['x-custos-permission'];
+      if (perm && perm !== 'public' && perm !== 'authenticated' && !op.description?.includes(`\`${perm}\``))
+        problems.push(`${where}: the description does not name its permission`);
       const responses = Object.entries(op.responses ?? {});
       const ok = responses.filter(([code]) => code.startsWith('2'));
       if (ok.length === 0) problems.push(`${where}: no success response`);

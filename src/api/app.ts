@@ -68,7 +68,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
         },
       },
     },
-    transform: jsonSchemaTransform,
+    transform: withPermissions,
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 
@@ -76,3 +76,29 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   for (const r of opts.routes ?? []) await app.register(r);
   return app;
 }
+
+/**
+ * The zod → JSON Schema transform, plus each operation's permission (docs/security/rbac.md) in its
+ * description and as `x-custos-permission`, so the API reference says who may call what.
+ */
+const withPermissions: typeof jsonSchemaTransform = (args) => {
+  const out = jsonSchemaTransform(args);
+  const cfg = (args.route.config ?? {}) as { permission?: string; public?: boolean };
+  const permission = cfg.public ? 'public' : cfg.permission;
+  if (!permission || !out.schema) return out;
+  const schema = out.schema as Record<string, unknown>;
+  const note =
+    permission === 'public'
+      ? 'Public: no credentials needed.'
+      : permission === 'authenticated'
+        ? 'Any signed-in caller.'
+        : `Requires the permission \`${permission}\` (docs/security/rbac.md).`;
+  return {
+    ...out,
+    schema: {
+      ...schema,
+      description: schema['description'] ? `${schema['description']}\n\n${note}` : note,
+      'x-custos-permission': permission,
+    } as typeof out.schema,
+  };
+};

@@ -59,6 +59,8 @@ export async function startCustodyHarness(opts: {
   blockTimeMs?: number;
   watchIntervalMs?: number;
   logLevel?: string;
+  /** Register POST /v1/dev/test-chain/faucet (as custos dev does). */
+  testChainFaucet?: boolean;
 }): Promise<CustodyHarness> {
   await opts.db.migrate();
   const dir = mkdtempSync(join(tmpdir(), 'custos-custody-'));
@@ -102,7 +104,7 @@ export async function startCustodyHarness(opts: {
     db: opts.db,
     keys,
     logger: log,
-    routes: [custodyRoutes(custody)],
+    routes: [custodyRoutes(custody, { testChainFaucet: opts.testChainFaucet ?? false })],
   });
   const app = security.app;
   const org = await makeOrg(security.services, 'custody');

@@ -7,7 +7,8 @@ import { buildApp } from '../../src/api/app.ts';
 import { rateLimiterFrom, securityRoutes } from '../../src/api/auth/index.ts';
 import type { RateLimiter } from '../../src/api/auth/rate-limit.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
-import { ROLES, type Role } from '../../src/identity/rbac.ts';
+import type { Principal } from '../../src/identity/principal.ts';
+import { permissionsOf, ROLES, type Role, rbac } from '../../src/identity/rbac.ts';
 import type { SecurityKeys } from '../../src/identity/secrets.ts';
 import { createSecurityServices, type SecurityServices } from '../../src/identity/services.ts';
 import type { Logger } from '../../src/log/logger.ts';
@@ -56,6 +57,8 @@ export interface RecordedRoute {
   url: string;
   permission: string | undefined;
   public: boolean;
+  /** 'security': the identity/audit routes every app has; 'extra': routes the caller added. */
+  source: 'security' | 'extra';
 }
 
 export async function startSecurityApp(opts: {
@@ -74,6 +77,12 @@ export async function startSecurityApp(opts: {
   });
   const limiter = rateLimiterFrom(config, state, services);
   const routes: RecordedRoute[] = [];
+  // Plugins load one after another, so the source of a route is the plugin loading when it appears.
+  let source: RecordedRoute['source'] = 'security';
+  const extra = (opts.routes ?? []).map((plugin) => async (a: FastifyInstance) => {
+    source = 'extra';
+    await plugin(a);
+  });
   const recorder = async (a: FastifyInstance) => {
     a.addHook('onRoute', (r) => {
       const cfg = (r.config ?? {}) as { permission?: string; public?: boolean };
@@ -84,6 +93,7 @@ export async function startSecurityApp(opts: {
           url: r.url ?? r.path,
           permission: cfg.permission,
           public: cfg.public === true,
+          source,
         });
       }
     });
@@ -93,7 +103,7 @@ export async function startSecurityApp(opts: {
     logger: log.logger,
     version: 'test',
     readiness: [],
-    routes: [recorder, ...securityRoutes({ db: opts.db.db, services, limiter }), ...(opts.routes ?? [])],
+    routes: [recorder, ...securityRoutes({ db: opts.db.db, services, limiter }), ...extra],
   });
   await app.ready();
   return {
@@ -112,6 +122,34 @@ export async function startSecurityApp(opts: {
   };
 }
 
+/** The principal a signed-in user of `role` has (for calling services directly in fixtures). */
+export function userPrincipal(orgId: string, userId: string, role: Role): Principal {
+  return {
+    kind: 'user',
+    orgId,
+    environment: 'production',
+    userId,
+    role,
+    apiKeyId: null,
+    sessionId: null,
+    permissions: permissionsOf(role),
+    mfa: true,
+    rateLimit: null,
+    actor: { type: 'user', id: userId },
+  };
+}
+
+/** An API key of the org's owner with every scope an API key may be granted. */
+export async function fullApiKey(s: SecurityServices, org: TestOrg): Promise<string> {
+  const owner = userPrincipal(org.orgId, org.users.owner.id, 'owner');
+  const k = await s.identity.createApiKey(
+    owner,
+    { requestId: null, ip: null },
+    { name: 'all-scopes', environment: 'production', scopes: [...rbac().apiKeyGrantable] },
+  );
+  return k.key;
+}
+
 export interface TestOrg {
   orgId: string;
   ownerEmail: string;
@@ -125,19 +163,7 @@ export async function makeOrg(s: SecurityServices, name: string): Promise<TestOr
   const email = `owner-${randomUUID().slice(0, 8)}@${name}.test`;
   const b = await s.identity.bootstrap({ orgName: `${name}-${randomUUID().slice(0, 6)}`, email });
   const users = {} as TestOrg['users'];
-  const ownerPrincipal = {
-    kind: 'user' as const,
-    orgId: b.org.id,
-    environment: 'production' as const,
-    userId: b.user.id,
-    role: 'owner' as const,
-    apiKeyId: null,
-    sessionId: null,
-    permissions: (await import('../../src/identity/rbac.ts')).permissionsOf('owner'),
-    mfa: true,
-    rateLimit: null,
-    actor: { type: 'user' as const, id: b.user.id },
-  };
+  const ownerPrincipal = userPrincipal(b.org.id, b.user.id, 'owner');
   for (const role of ROLES) {
     let id = b.user.id;
     let uemail = email;
