@@ -345,5 +345,75 @@ for (const backend of databaseBackends()) {
         [r.kid],
       );
     });
+
+    test('API keys: last use recorded, revocation ends them, and they never outlive or outrank their creator', async () => {
+      // Fresh tokens: the key-rotation test before this one retired the fixtures' signing key.
+      const issue = async (sub: string, role: 'owner' | 'admin') =>
+        (
+          await s.services.tokens.issue({
+            sub,
+            org: org.orgId,
+            role,
+            env: 'production',
+            sid: randomUUID(),
+            mfa: true,
+          })
+        ).token;
+      const ownerToken = await issue(org.users.owner.id, 'owner');
+      const patch = (userId: string, payload: object) =>
+        s.app.inject({
+          method: 'PATCH',
+          url: `/v1/users/${userId}`,
+          payload,
+          headers: { authorization: `Bearer ${ownerToken}` },
+        });
+      const mint = async (token: string) => {
+        const r = await post(
+          '/v1/api-keys',
+          {
+            name: `k-${randomUUID().slice(0, 6)}`,
+            environment: 'production',
+            scopes: ['orgs:read', 'audit:read'],
+          },
+          token,
+        );
+        assert.equal(r.statusCode, 201, r.body);
+        return r.json() as { key: string; apiKey: { id: string } };
+      };
+
+      // Last use and revocation.
+      const k1 = await mint(ownerToken);
+      assert.equal((await get(k1.key)).statusCode, 200);
+      const listed = await get(ownerToken, '/v1/api-keys');
+      const view = listed.json().apiKeys.find((k: { id: string }) => k.id === k1.apiKey.id);
+      assert.ok(view.lastUsedAt, 'last use recorded');
+      const del = await s.app.inject({
+        method: 'DELETE',
+        url: `/v1/api-keys/${k1.apiKey.id}`,
+        headers: { authorization: `Bearer ${ownerToken}` },
+      });
+      assert.equal(del.statusCode, 200, del.body);
+      assert.equal((await get(k1.key)).statusCode, 401, 'a revoked key is refused');
+
+      // A second admin's key: narrowed when the creator is demoted, dead when the creator is disabled.
+      const u = await post(
+        '/v1/users',
+        { email: `admin2-${randomUUID().slice(0, 6)}@auth.test`, role: 'admin' },
+        ownerToken,
+      );
+      assert.equal(u.statusCode, 201, u.body);
+      const adminId = u.json().user.id as string;
+      const k2 = await mint(await issue(adminId, 'admin'));
+      assert.equal((await get(k2.key, '/v1/audit?limit=1')).statusCode, 200);
+      assert.equal((await patch(adminId, { role: 'operator' })).statusCode, 200);
+      const narrowed = await get(k2.key, '/v1/audit?limit=1');
+      assert.equal(narrowed.statusCode, 403, 'an operator cannot read the audit log, nor can their keys');
+      assert.equal(narrowed.json().error.code, 'CUSTOS_FORBIDDEN');
+      assert.equal((await get(k2.key)).statusCode, 200, 'what the operator still may do, the key may do');
+      assert.equal((await patch(adminId, { status: 'disabled' })).statusCode, 200);
+      assert.equal((await get(k2.key)).statusCode, 401, "a disabled creator's keys are refused");
+      assert.equal((await patch(adminId, { status: 'active', role: 'admin' })).statusCode, 200);
+      assert.equal((await get(k2.key, '/v1/audit?limit=1')).statusCode, 200, 'restored with the creator');
+    });
   });
 }

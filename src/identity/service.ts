@@ -702,6 +702,10 @@ export class IdentityService {
     const row = await repo.byHash(hash);
     if (!row || !equalHex(row.key_hash, hash) || row.environment !== env) return null;
     if (row.revoked_at) return null;
+    // A key acts for its creator: it dies with a disabled or deleted creator and never holds more
+    // than the creator's current role does (a demotion narrows the keys the person made).
+    if (row.creator_status !== 'active' || !row.creator_role || !isRole(row.creator_role)) return null;
+    const creatorPermissions = permissionsOf(row.creator_role);
     const now = new Date();
     if (!row.last_used_at || now.getTime() - row.last_used_at.getTime() > API_KEY_TOUCH_MS) {
       await repo
@@ -717,7 +721,7 @@ export class IdentityService {
       role: null,
       apiKeyId: row.id,
       sessionId: null,
-      permissions: new Set(row.scopes.filter((s) => grantable.has(s))),
+      permissions: new Set(row.scopes.filter((s) => grantable.has(s) && creatorPermissions.has(s))),
       mfa: true,
       rateLimit: { burst: row.rate_limit_burst, perMinute: row.rate_limit_per_minute },
       actor: { type: 'api_key', id: row.id },

@@ -295,8 +295,19 @@ export class ApiKeyRepository {
   }
 
   /** Authentication entry point: by hash of the presented key. */
-  async byHash(keyHash: string): Promise<ApiKeyRow | undefined> {
-    return this.db.selectFrom('api_keys').selectAll().where('key_hash', '=', keyHash).executeTakeFirst();
+  /** The key by hash, with its creator's current role and status (null: no creator row). */
+  async byHash(
+    keyHash: string,
+  ): Promise<(ApiKeyRow & { creator_role: string | null; creator_status: string | null }) | undefined> {
+    return this.db
+      .selectFrom('api_keys')
+      .leftJoin('users', (j) =>
+        j.onRef('users.id', '=', 'api_keys.created_by').onRef('users.org_id', '=', 'api_keys.org_id'),
+      )
+      .selectAll('api_keys')
+      .select(['users.role as creator_role', 'users.status as creator_status'])
+      .where('api_keys.key_hash', '=', keyHash)
+      .executeTakeFirst();
   }
 
   async get(orgId: string, id: string): Promise<ApiKeyRow | undefined> {
