@@ -173,6 +173,31 @@ for (const scheme of SCHEMES) {
     assert.deepEqual(sig.signingPublicKey, info.publicKey);
     assert.ok(independentVerify(scheme, sig, msg));
   });
+
+  test(`${scheme.name}: reshare replacing one party (same threshold): old shares do not combine with new ones`, () => {
+    const shares = runDkg(scheme, 2, range(3));
+    const msg = Uint8Array.of(4, 2);
+    // {1,2,3} -> {1,2,4}, still 2-of-3: parties 1 and 2 stay, 3 is replaced by 4.
+    const next = new Map([...runReshare(scheme, shares, [1, 2], [1, 2, 4], 2)].filter(([, s]) => !s.retired));
+    assert.deepEqual([...next.keys()].sort(), [1, 2, 4]);
+    assert.ok(independentVerify(scheme, runSign(scheme, next, [1, 4], msg), msg));
+    assert.ok(independentVerify(scheme, runSign(scheme, next, [2, 4], msg), msg));
+    // Both in both committees: the protocol itself refuses the combination, naming a culprit.
+    const mixed = new Map([
+      [1, shares.get(1)!],
+      [2, next.get(2)!],
+    ]);
+    assert.throws(
+      () => runSign(scheme, mixed, [1, 2], msg),
+      (e: unknown) => e instanceof ThresholdAbort && e.culprit !== null && e.reason === 'invalid-signature',
+    );
+    // An old share next to the newcomer: its committee does not know party 4.
+    const across = new Map([
+      [2, shares.get(2)!],
+      [4, next.get(4)!],
+    ]);
+    assert.throws(() => runSign(scheme, across, [2, 4], msg), /signer 4 not in committee/);
+  });
 }
 
 test('schnorr-bip340: HD matches BIP32 on the xpub, odd-Y children sign correctly', () => {
