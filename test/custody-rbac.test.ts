@@ -268,5 +268,74 @@ for (const backend of databaseBackends()) {
       assert.equal(t.status, 200);
       assert.equal(t.body.approvals.length, 0);
     });
+
+    test('sandbox and production are apart: a sandbox key or session sees none of the production data', async () => {
+      const sandboxKey = await fullApiKey(h.security.services, a.org, 'sandbox');
+      assert.match(sandboxKey, /^ck_test_/);
+      const { token: sandboxOwner } = await h.security.services.tokens.issue({
+        sub: a.org.users.owner.id,
+        org: a.org.orgId,
+        role: 'owner',
+        env: 'sandbox',
+        sid: randomUUID(),
+        mfa: true,
+      });
+      const production = [a.vaultId, a.keyId, a.walletId, a.address, a.txId];
+      for (const token of [sandboxKey, sandboxOwner]) {
+        for (const url of [
+          '/v1/vaults',
+          '/v1/keys',
+          '/v1/wallets',
+          '/v1/deposits',
+          '/v1/transactions',
+          `/v1/wallets?vaultId=${a.vaultId}`,
+          `/v1/deposits?walletId=${a.walletId}`,
+          `/v1/transactions?walletId=${a.walletId}`,
+          '/v1/reconciliation',
+        ]) {
+          const r = await h.call('GET', url, token);
+          if (token === sandboxKey && url === '/v1/keys') {
+            assert.equal(r.status, 403, 'keys:read is for humans only');
+            continue;
+          }
+          assert.equal(r.status, 200, `${url}: ${JSON.stringify(r.body)}`);
+          for (const x of production) assert.ok(!JSON.stringify(r.body).includes(x), `${url} shows ${x}`);
+        }
+        for (const url of [
+          `/v1/vaults/${a.vaultId}`,
+          `/v1/wallets/${a.walletId}`,
+          `/v1/wallets/${a.walletId}/balances`,
+          `/v1/wallets/${a.walletId}/addresses`,
+          `/v1/transactions/${a.txId}`,
+        ]) {
+          assert.equal((await h.call('GET', url, token)).status, 404, url);
+        }
+        const w = await h.call(
+          'POST',
+          '/v1/transactions',
+          token,
+          { walletId: a.walletId, asset: 'TST', destination: a.destination, amount: '1' },
+          { 'idempotency-key': randomUUID() },
+        );
+        assert.equal(w.status, 404, 'no withdrawal from a production wallet with sandbox credentials');
+        assert.equal((await h.call('POST', `/v1/transactions/${a.txId}/cancel`, token)).status, 404);
+        assert.equal((await h.call('POST', `/v1/wallets/${a.walletId}/addresses`, token, {})).status, 404);
+      }
+      // The sandbox has its own vaults, which production does not see.
+      const sv = await h.call('POST', '/v1/vaults', sandboxOwner, {
+        name: 'sandbox',
+        tier: 'hot',
+        threshold: 2,
+        parties: 3,
+      });
+      assert.equal(sv.status, 201, JSON.stringify(sv.body));
+      const sw = await h.call('POST', '/v1/wallets', sandboxKey, { vaultId: sv.body.id, network: 'test' });
+      assert.equal(sw.status, 201, JSON.stringify(sw.body));
+      const prodVaults = await h.call('GET', '/v1/vaults', a.org.users.owner.token);
+      assert.ok(prodVaults.body.vaults.some((v: { id: string }) => v.id === a.vaultId));
+      assert.ok(!prodVaults.body.vaults.some((v: { id: string }) => v.id === sv.body.id));
+      assert.equal((await h.call('GET', `/v1/wallets/${sw.body.id}`, a.apiKey)).status, 404);
+      assert.equal((await h.call('GET', `/v1/wallets/${sw.body.id}`, sandboxKey)).status, 200);
+    });
   });
 }

@@ -6,7 +6,12 @@
 //                      ledger still holds them in `reserved`) must equal the chain's balance.
 // Differences are reported (and logged by the periodic job), never "fixed" silently.
 import type { Logger } from '../log/logger.ts';
-import { LedgerRepository, TransactionRepository, WalletRepository } from '../store/repositories/custody.ts';
+import {
+  LedgerRepository,
+  type Scope,
+  TransactionRepository,
+  WalletRepository,
+} from '../store/repositories/custody.ts';
 import { assetId, type CustodyService } from './service.ts';
 
 export interface ReconciliationDifference {
@@ -25,7 +30,16 @@ export interface ReconciliationReport {
   ledger: { ok: boolean; accounts: number; mismatched: string[]; unbalancedAssets: string[] };
 }
 
-export async function reconcile(custody: CustodyService, orgId: string): Promise<ReconciliationReport> {
+/**
+ * Ledger integrity is checked organisation-wide (external and fee accounts belong to no
+ * environment); the ledger-vs-chain comparison covers the wallets of `environment`, or of both when
+ * it is omitted (the periodic job).
+ */
+export async function reconcile(
+  custody: CustodyService,
+  orgId: string,
+  environment?: Scope['environment'],
+): Promise<ReconciliationReport> {
   const db = custody.db;
   const ledger = new LedgerRepository(db);
   const sums = await ledger.sums(orgId);
@@ -40,7 +54,10 @@ export async function reconcile(custody: CustodyService, orgId: string): Promise
   );
   const differences: ReconciliationDifference[] = [];
   let n = 0;
-  for (const w of await new WalletRepository(db).list(orgId)) {
+  const wallets = new WalletRepository(db);
+  const environments = environment ? [environment] : (['production', 'sandbox'] as const);
+  const inScope = (await Promise.all(environments.map((e) => wallets.list({ orgId, environment: e })))).flat();
+  for (const w of inScope) {
     const chain = custody.deps.chains.get(w.network);
     if (!chain) continue;
     const native = chain.assets.find((a) => a.kind === 'native') ?? chain.assets[0]!;

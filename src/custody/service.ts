@@ -26,6 +26,7 @@ import {
   type AssetRow,
   EndorsementRepository,
   LedgerRepository,
+  type Scope,
   type VaultKeyRow,
   VaultRepository,
   type VaultRow,
@@ -327,7 +328,7 @@ export class CustodyService {
       ),
     ].sort();
     if (schemes.length === 0) throw new ValidationError('CUSTOS_VALIDATION', 'no signing scheme');
-    const existing = await new VaultRepository(this.db).list(p.orgId);
+    const existing = await new VaultRepository(this.db).list(p);
     if (existing.some((v) => v.name === input.name)) {
       throw new CustodyError('CUSTOS_CONFLICT', `a vault named ${input.name} exists`);
     }
@@ -351,6 +352,7 @@ export class CustodyService {
       const v = await repo.insert({
         id: vaultId,
         org_id: p.orgId,
+        environment: p.environment,
         name: input.name,
         tier: input.tier,
         threshold: input.threshold,
@@ -408,19 +410,19 @@ export class CustodyService {
   async listVaults(p: Principal): Promise<VaultView[]> {
     const repo = new VaultRepository(this.db);
     const out: VaultView[] = [];
-    for (const v of await repo.list(p.orgId)) out.push(vaultView(v, await repo.keys(v.id)));
+    for (const v of await repo.list(p)) out.push(vaultView(v, await repo.keys(v.id)));
     return out;
   }
 
-  async getVault(orgId: string, id: string): Promise<VaultView> {
+  async getVault(scope: Scope, id: string): Promise<VaultView> {
     const repo = new VaultRepository(this.db);
-    const v = await repo.get(orgId, id);
+    const v = await repo.get(scope, id);
     if (!v) throw notFound('vault');
     return vaultView(v, await repo.keys(v.id));
   }
 
-  async vaultRow(orgId: string, id: string, trx?: Transaction<Database>): Promise<VaultRow> {
-    const v = await new VaultRepository(trx ?? this.db).get(orgId, id);
+  async vaultRow(scope: Scope, id: string, trx?: Transaction<Database>): Promise<VaultRow> {
+    const v = await new VaultRepository(trx ?? this.db).get(scope, id);
     if (!v) throw notFound('vault');
     return v;
   }
@@ -451,7 +453,7 @@ export class CustodyService {
     input: { publicKey: string; signature: string },
   ): Promise<VaultView> {
     return this.write(async (trx) => {
-      const v = await this.vaultRow(p.orgId, vaultId, trx);
+      const v = await this.vaultRow(p, vaultId, trx);
       const owner = await this.#ownerKey(trx, p.orgId, input.publicKey);
       const statement = v.policy as unknown as VaultPolicyStatement;
       if (!verifyEd25519(input.publicKey, statementMessage(statement), input.signature)) {
@@ -524,7 +526,7 @@ export class CustodyService {
   }
 
   async listKeys(p: Principal): Promise<VaultKeyView[]> {
-    return (await new VaultRepository(this.db).listKeys(p.orgId)).map(keyView);
+    return (await new VaultRepository(this.db).listKeys(p)).map(keyView);
   }
 
   /** Key ceremony: a new threshold key for a vault (for a scheme it lacks). The policy must be re-signed. */
@@ -533,7 +535,7 @@ export class CustodyService {
     ctx: RequestContext,
     input: { vaultId: string; scheme: SchemeName },
   ): Promise<VaultKeyView> {
-    const v = await this.vaultRow(p.orgId, input.vaultId);
+    const v = await this.vaultRow(p, input.vaultId);
     const repo0 = new VaultRepository(this.db);
     if ((await repo0.keys(v.id)).some((k) => k.scheme === input.scheme)) {
       throw new CustodyError('CUSTOS_CONFLICT', `vault already has a ${input.scheme} key`);
@@ -598,7 +600,7 @@ export class CustodyService {
     kind: 'refresh' | 'reshare',
     run: () => Promise<{ threshold: number; parties: number[]; generation: number }>,
   ): Promise<VaultKeyView> {
-    const existing = await new VaultRepository(this.db).key(p.orgId, keyId);
+    const existing = await new VaultRepository(this.db).key(p, keyId);
     if (!existing) throw notFound('key');
     let r: { threshold: number; parties: number[]; generation: number };
     try {
@@ -667,7 +669,7 @@ export class CustodyService {
     const chain = this.chain(input.network);
     const scheme = chain.signingScheme ?? 'ecdsa-secp256k1';
     const keys = await new VaultRepository(this.db).keys(input.vaultId);
-    const v = await this.vaultRow(p.orgId, input.vaultId);
+    const v = await this.vaultRow(p, input.vaultId);
     const key = keys.find((k) => k.scheme === scheme);
     if (!key) {
       throw new CustodyError(
@@ -684,6 +686,7 @@ export class CustodyService {
           const w = await repo.insert({
             id: `wal_${randomUUID().replaceAll('-', '').slice(0, 20)}`,
             org_id: p.orgId,
+            environment: v.environment,
             vault_id: v.id,
             network: input.network,
             scheme,
@@ -716,15 +719,15 @@ export class CustodyService {
   }
 
   async listWallets(p: Principal, vaultId?: string): Promise<WalletView[]> {
-    return (await new WalletRepository(this.db).list(p.orgId, vaultId)).map(walletView);
+    return (await new WalletRepository(this.db).list(p, vaultId)).map(walletView);
   }
 
   async walletRow(
-    orgId: string,
+    scope: Scope,
     id: string,
     db: Kysely<Database> | Transaction<Database> = this.db,
   ): Promise<WalletRow> {
-    const w = await new WalletRepository(db).get(orgId, id);
+    const w = await new WalletRepository(db).get(scope, id);
     if (!w) throw notFound('wallet');
     return w;
   }
@@ -772,7 +775,7 @@ export class CustodyService {
     walletId: string,
     input: { label?: string | undefined },
   ): Promise<AddressView> {
-    const w = await this.walletRow(p.orgId, walletId);
+    const w = await this.walletRow(p, walletId);
     const chain = this.chain(w.network);
     return this.write(async (trx) => {
       const repo = new WalletRepository(trx);
@@ -803,12 +806,12 @@ export class CustodyService {
   }
 
   async listAddresses(p: Principal, walletId: string): Promise<AddressView[]> {
-    const w = await this.walletRow(p.orgId, walletId);
+    const w = await this.walletRow(p, walletId);
     return (await new WalletRepository(this.db).addresses(w.id)).map(addressView);
   }
 
   async walletBalances(p: Principal, walletId: string): Promise<BalanceView[]> {
-    const w = await this.walletRow(p.orgId, walletId);
+    const w = await this.walletRow(p, walletId);
     return balanceViews(await new LedgerRepository(this.db).accountsOfWallet(w.id));
   }
 }

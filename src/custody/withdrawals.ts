@@ -38,6 +38,8 @@ import {
   type AddressRow,
   type ApprovalRow,
   EndorsementRepository,
+  type Scope,
+  scopeOf,
   TransactionRepository,
   type TransactionRow,
   type VaultRow,
@@ -163,7 +165,7 @@ export class WithdrawalService {
     const earlier = await replay();
     if (earlier) return earlier;
 
-    const w = await this.custody.walletRow(p.orgId, input.walletId);
+    const w = await this.custody.walletRow(p, input.walletId);
     const chain = this.custody.chain(w.network);
     const asset = await this.custody.asset(assetId(w.network, input.asset));
     const chainAsset = chain.asset(asset.symbol);
@@ -191,7 +193,7 @@ export class WithdrawalService {
     });
     const maxFee = fee.max;
     const ttl = Math.min(input.expiresInSeconds ?? this.settings.defaultTtlSeconds, 7 * 24 * 3600);
-    const vault = await this.custody.vaultRow(p.orgId, w.vault_id);
+    const vault = await this.custody.vaultRow(p, w.vault_id);
     const now = new Date();
     const id = `tx_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
 
@@ -472,19 +474,19 @@ export class WithdrawalService {
     };
   }
 
-  async get(orgId: string, id: string): Promise<TransactionView> {
+  async get(scope: Scope, id: string): Promise<TransactionView> {
     const repo = new TransactionRepository(this.db);
-    const tx = await repo.get(orgId, id);
+    const tx = await repo.get(scope, id);
     if (!tx) throw notFound();
     return this.#view(tx, await repo.approvals(id));
   }
 
   async list(
-    orgId: string,
+    scope: Scope,
     f: { state?: string | undefined; walletId?: string | undefined; limit?: number | undefined },
   ): Promise<TransactionView[]> {
     const repo = new TransactionRepository(this.db);
-    const rows = await repo.list(orgId, { state: f.state, walletId: f.walletId, limit: f.limit ?? 100 });
+    const rows = await repo.list(scope, { state: f.state, walletId: f.walletId, limit: f.limit ?? 100 });
     const out: TransactionView[] = [];
     for (const r of rows) out.push(this.#view(r, await repo.approvals(r.id)));
     return out;
@@ -506,7 +508,7 @@ export class WithdrawalService {
     let kick = false;
     const view = await this.custody.write(async (trx) => {
       const repo = new TransactionRepository(trx);
-      let tx = await repo.get(p.orgId, id, true);
+      let tx = await repo.get(p, id, true);
       if (!tx) throw notFound();
       if (tx.state === 'expired')
         throw new CustodyError('CUSTOS_TRANSACTION_EXPIRED', 'the transaction expired');
@@ -609,7 +611,7 @@ export class WithdrawalService {
   async cancel(p: Principal, ctx: RequestContext, id: string): Promise<TransactionView> {
     return this.custody.write(async (trx) => {
       const repo = new TransactionRepository(trx);
-      const tx = await repo.get(p.orgId, id, true);
+      const tx = await repo.get(p, id, true);
       if (!tx) throw notFound();
       const next = await this.#transition(trx, tx, 'cancelled', p.actor, ctx.requestId);
       return this.#view(next, await repo.approvals(id));
@@ -793,7 +795,7 @@ export class WithdrawalService {
     unsigned: UnsignedTransaction,
     vaultRow?: Pick<VaultRow, 'id' | 'policy' | 'policy_signature' | 'policy_signer_key'>,
   ): Promise<CustodyEvidence> {
-    const vault = vaultRow ?? (await this.custody.vaultRow(tx.org_id, tx.vault_id));
+    const vault = vaultRow ?? (await this.custody.vaultRow(scopeOf(tx), tx.vault_id));
     if (!vault.policy_signature || !vault.policy_signer_key) {
       throw new CustodyError(
         'CUSTOS_VAULT_POLICY_UNSIGNED',

@@ -156,6 +156,8 @@ export interface AssetTable {
 export interface VaultTable {
   id: string;
   org_id: string;
+  /** 'sandbox' | 'production' (the creator's environment; wallets inherit it). */
+  environment: string;
   name: string;
   tier: string;
   threshold: number;
@@ -210,6 +212,8 @@ export interface OrgBranchTable {
 export interface WalletTable {
   id: string;
   org_id: string;
+  /** The vault's environment. */
+  environment: string;
   vault_id: string;
   network: string;
   scheme: string;

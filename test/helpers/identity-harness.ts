@@ -140,12 +140,16 @@ export function userPrincipal(orgId: string, userId: string, role: Role): Princi
 }
 
 /** An API key of the org's owner with every scope an API key may be granted. */
-export async function fullApiKey(s: SecurityServices, org: TestOrg): Promise<string> {
+export async function fullApiKey(
+  s: SecurityServices,
+  org: TestOrg,
+  environment: 'sandbox' | 'production' = 'production',
+): Promise<string> {
   const owner = userPrincipal(org.orgId, org.users.owner.id, 'owner');
   const k = await s.identity.createApiKey(
     owner,
     { requestId: null, ip: null },
-    { name: 'all-scopes', environment: 'production', scopes: [...rbac().apiKeyGrantable] },
+    { name: 'all-scopes', environment, scopes: [...rbac().apiKeyGrantable] },
   );
   return k.key;
 }

@@ -17,6 +17,22 @@ import type {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/**
+ * Whose data: an organisation and one of its environments. Vaults, wallets (and what hangs off
+ * them) and withdrawals are read only within one; a Principal is a Scope.
+ */
+export interface Scope {
+  orgId: string;
+  environment: 'sandbox' | 'production';
+}
+
+/** The scope a stored row (vault, wallet, transaction) belongs to. */
+export function scopeOf(row: { org_id: string; environment: string }): Scope {
+  if (row.environment !== 'sandbox' && row.environment !== 'production')
+    throw new Error(`row of org ${row.org_id} has environment ${row.environment}`);
+  return { orgId: row.org_id, environment: row.environment };
+}
+
 export type AssetRow = Selectable<AssetTable>;
 export type VaultRow = Selectable<VaultTable>;
 export type VaultKeyRow = Selectable<VaultKeyTable>;
@@ -53,19 +69,21 @@ export class VaultRepository {
   insert(row: Insertable<VaultTable>): Promise<VaultRow> {
     return this.db.insertInto('vaults').values(row).returningAll().executeTakeFirstOrThrow();
   }
-  get(orgId: string, id: string): Promise<VaultRow | undefined> {
+  get(scope: Scope, id: string): Promise<VaultRow | undefined> {
     return this.db
       .selectFrom('vaults')
       .selectAll()
-      .where('org_id', '=', orgId)
+      .where('org_id', '=', scope.orgId)
+      .where('environment', '=', scope.environment)
       .where('id', '=', id)
       .executeTakeFirst();
   }
-  list(orgId: string): Promise<VaultRow[]> {
+  list(scope: Scope): Promise<VaultRow[]> {
     return this.db
       .selectFrom('vaults')
       .selectAll()
-      .where('org_id', '=', orgId)
+      .where('org_id', '=', scope.orgId)
+      .where('environment', '=', scope.environment)
       .orderBy('created_at')
       .execute();
   }
@@ -91,20 +109,24 @@ export class VaultRepository {
   allKeys(): Promise<VaultKeyRow[]> {
     return this.db.selectFrom('vault_keys').selectAll().execute();
   }
-  key(orgId: string, keyId: string): Promise<VaultKeyRow | undefined> {
+  key(scope: Scope, keyId: string): Promise<VaultKeyRow | undefined> {
     return this.db
       .selectFrom('vault_keys')
-      .selectAll()
-      .where('org_id', '=', orgId)
-      .where('key_id', '=', keyId)
+      .innerJoin('vaults', 'vaults.id', 'vault_keys.vault_id')
+      .selectAll('vault_keys')
+      .where('vault_keys.org_id', '=', scope.orgId)
+      .where('vaults.environment', '=', scope.environment)
+      .where('vault_keys.key_id', '=', keyId)
       .executeTakeFirst();
   }
-  listKeys(orgId: string): Promise<VaultKeyRow[]> {
+  listKeys(scope: Scope): Promise<VaultKeyRow[]> {
     return this.db
       .selectFrom('vault_keys')
-      .selectAll()
-      .where('org_id', '=', orgId)
-      .orderBy('created_at')
+      .innerJoin('vaults', 'vaults.id', 'vault_keys.vault_id')
+      .selectAll('vault_keys')
+      .where('vault_keys.org_id', '=', scope.orgId)
+      .where('vaults.environment', '=', scope.environment)
+      .orderBy('vault_keys.created_at')
       .execute();
   }
   updateKey(
@@ -205,16 +227,21 @@ export class WalletRepository {
   insert(row: Insertable<WalletTable>): Promise<WalletRow> {
     return this.db.insertInto('wallets').values(row).returningAll().executeTakeFirstOrThrow();
   }
-  get(orgId: string, id: string): Promise<WalletRow | undefined> {
+  get(scope: Scope, id: string): Promise<WalletRow | undefined> {
     return this.db
       .selectFrom('wallets')
       .selectAll()
-      .where('org_id', '=', orgId)
+      .where('org_id', '=', scope.orgId)
+      .where('environment', '=', scope.environment)
       .where('id', '=', id)
       .executeTakeFirst();
   }
-  list(orgId: string, vaultId?: string): Promise<WalletRow[]> {
-    let q = this.db.selectFrom('wallets').selectAll().where('org_id', '=', orgId);
+  list(scope: Scope, vaultId?: string): Promise<WalletRow[]> {
+    let q = this.db
+      .selectFrom('wallets')
+      .selectAll()
+      .where('org_id', '=', scope.orgId)
+      .where('environment', '=', scope.environment);
     if (vaultId) q = q.where('vault_id', '=', vaultId);
     return q.orderBy('created_at').execute();
   }
@@ -422,10 +449,15 @@ export class DepositRepository {
       .where('status', '=', 'pending')
       .execute();
   }
-  list(orgId: string, walletId?: string): Promise<DepositRow[]> {
-    let q = this.db.selectFrom('deposits').selectAll().where('org_id', '=', orgId);
-    if (walletId) q = q.where('wallet_id', '=', walletId);
-    return q.orderBy('created_at', 'desc').limit(500).execute();
+  list(scope: Scope, walletId?: string): Promise<DepositRow[]> {
+    let q = this.db
+      .selectFrom('deposits')
+      .innerJoin('wallets', 'wallets.id', 'deposits.wallet_id')
+      .selectAll('deposits')
+      .where('deposits.org_id', '=', scope.orgId)
+      .where('wallets.environment', '=', scope.environment);
+    if (walletId) q = q.where('deposits.wallet_id', '=', walletId);
+    return q.orderBy('deposits.created_at', 'desc').limit(500).execute();
   }
 }
 
@@ -434,8 +466,13 @@ export class TransactionRepository {
   insert(row: Insertable<TransactionTable>): Promise<TransactionRow> {
     return this.db.insertInto('transactions').values(row).returningAll().executeTakeFirstOrThrow();
   }
-  get(orgId: string, id: string, lock = false): Promise<TransactionRow | undefined> {
-    let q = this.db.selectFrom('transactions').selectAll().where('org_id', '=', orgId).where('id', '=', id);
+  get(scope: Scope, id: string, lock = false): Promise<TransactionRow | undefined> {
+    let q = this.db
+      .selectFrom('transactions')
+      .selectAll()
+      .where('org_id', '=', scope.orgId)
+      .where('environment', '=', scope.environment)
+      .where('id', '=', id);
     if (lock) q = q.forUpdate();
     return q.executeTakeFirst();
   }
@@ -445,10 +482,14 @@ export class TransactionRepository {
     return q.executeTakeFirst();
   }
   list(
-    orgId: string,
+    scope: Scope,
     f: { state?: string | undefined; walletId?: string | undefined; limit: number },
   ): Promise<TransactionRow[]> {
-    let q = this.db.selectFrom('transactions').selectAll().where('org_id', '=', orgId);
+    let q = this.db
+      .selectFrom('transactions')
+      .selectAll()
+      .where('org_id', '=', scope.orgId)
+      .where('environment', '=', scope.environment);
     if (f.state) q = q.where('state', '=', f.state);
     if (f.walletId) q = q.where('wallet_id', '=', f.walletId);
     return q.orderBy('created_at', 'desc').limit(f.limit).execute();

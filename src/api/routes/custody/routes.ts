@@ -254,7 +254,7 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
           response: { 200: vaultSchema, ...errors },
         },
       },
-      async (req) => svc.getVault(principalOf(req).orgId, req.params.vaultId),
+      async (req) => svc.getVault(principalOf(req), req.params.vaultId),
     );
     r.post(
       '/v1/vaults/:vaultId/policy-signature',
@@ -514,7 +514,7 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
         },
       },
       async (req) => {
-        const rows = await new DepositRepository(svc.db).list(principalOf(req).orgId, req.query.walletId);
+        const rows = await new DepositRepository(svc.db).list(principalOf(req), req.query.walletId);
         return {
           deposits: rows.map((d) => ({
             id: d.id,
@@ -596,7 +596,7 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
           response: { 200: z.object({ transactions: z.array(transactionSchema) }), ...errors },
         },
       },
-      async (req) => ({ transactions: await wd.list(principalOf(req).orgId, req.query) }),
+      async (req) => ({ transactions: await wd.list(principalOf(req), req.query) }),
     );
     r.get(
       '/v1/transactions/:txId',
@@ -610,7 +610,7 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
           response: { 200: transactionSchema, ...errors },
         },
       },
-      async (req) => wd.get(principalOf(req).orgId, req.params.txId),
+      async (req) => wd.get(principalOf(req), req.params.txId),
     );
     r.post(
       '/v1/transactions/:txId/approvals',
@@ -734,7 +734,7 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
           },
         },
       },
-      async (req) => reconcile(svc, principalOf(req).orgId),
+      async (req) => reconcile(svc, principalOf(req).orgId, principalOf(req).environment),
     );
   };
 }
