@@ -269,6 +269,35 @@ for (const backend of databaseBackends()) {
       assert.equal(t.body.approvals.length, 0);
     });
 
+    test("an organisation's registered assets are its own", async () => {
+      const symbol = `P${randomBytes(3).toString('hex').toUpperCase()}`;
+      const r = await h.call('POST', '/v1/assets', a.org.users.admin.token, {
+        network: 'test',
+        symbol,
+        decimals: 6,
+        contract: null,
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const mine = await h.call('GET', '/v1/assets?network=test', a.org.users.auditor.token);
+      assert.ok(mine.body.assets.some((x: { symbol: string }) => x.symbol === symbol));
+      assert.ok(
+        mine.body.assets.some((x: { symbol: string }) => x.symbol === 'TST'),
+        'configured assets too',
+      );
+      const theirs = await h.call('GET', '/v1/assets', b.org.users.owner.token);
+      assert.ok(!JSON.stringify(theirs.body).includes(symbol), "B does not see A's asset");
+      assert.ok(theirs.body.assets.some((x: { symbol: string }) => x.symbol === 'TST'));
+      // Nor can B withdraw it (the asset is unknown to B, whatever its wallet holds).
+      const w = await h.call(
+        'POST',
+        '/v1/transactions',
+        b.org.users.owner.token,
+        { walletId: b.walletId, asset: symbol, destination: b.destination, amount: '1' },
+        { 'idempotency-key': randomUUID() },
+      );
+      assert.equal(w.status, 404, JSON.stringify(w.body));
+    });
+
     test('sandbox and production are apart: a sandbox key or session sees none of the production data', async () => {
       const sandboxKey = await fullApiKey(h.security.services, a.org, 'sandbox');
       assert.match(sandboxKey, /^ck_test_/);

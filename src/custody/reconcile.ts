@@ -56,7 +56,9 @@ export async function reconcile(
   let n = 0;
   const wallets = new WalletRepository(db);
   const environments = environment ? [environment] : (['production', 'sandbox'] as const);
-  const inScope = (await Promise.all(environments.map((e) => wallets.list({ orgId, environment: e })))).flat();
+  const inScope = (
+    await Promise.all(environments.map((e) => wallets.list({ orgId, environment: e })))
+  ).flat();
   for (const w of inScope) {
     const chain = custody.deps.chains.get(w.network);
     if (!chain) continue;

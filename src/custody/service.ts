@@ -250,17 +250,19 @@ export class CustodyService {
 
   // ---------- assets ----------
 
-  async listAssets(network?: string): Promise<AssetView[]> {
-    return (await new AssetRepository(this.db).list(network)).map(assetView);
+  async listAssets(p: Principal, network?: string): Promise<AssetView[]> {
+    return (await new AssetRepository(this.db).list(p.orgId, network)).map(assetView);
   }
 
-  async asset(id: string): Promise<AssetRow> {
+  /** An asset `orgId` may use: a configured one or one it registered itself. */
+  async asset(id: string, orgId: string): Promise<AssetRow> {
     let a = this.#assets.get(id);
     if (!a) {
       a = await new AssetRepository(this.db).get(id);
       if (!a) throw notFound(`asset ${id}`);
       this.#assets.set(id, a);
     }
+    if (a.org_id !== null && a.org_id !== orgId) throw notFound(`asset ${id}`);
     return { ...a };
   }
 
@@ -286,8 +288,11 @@ export class CustodyService {
         decimals: input.decimals,
         kind: contract === null ? 'native' : 'token',
         contract,
+        org_id: p.orgId,
         created_by: p.userId,
       });
+      // Ids are global (network:symbol): a symbol another organisation registered is taken too, and
+      // the answer does not say whose it is.
       if (!created) throw new CustodyError('CUSTOS_CONFLICT', `asset ${id} already exists`);
       await this.deps.audit.append(trx, {
         orgId: p.orgId,

@@ -167,7 +167,7 @@ export class WithdrawalService {
 
     const w = await this.custody.walletRow(p, input.walletId);
     const chain = this.custody.chain(w.network);
-    const asset = await this.custody.asset(assetId(w.network, input.asset));
+    const asset = await this.custody.asset(assetId(w.network, input.asset), p.orgId);
     const chainAsset = chain.asset(asset.symbol);
     const dest = chain.validateAddress(input.destination);
     if (!dest.valid) {

@@ -149,6 +149,8 @@ export interface AssetTable {
   decimals: number;
   kind: string;
   contract: string | null;
+  /** The organisation that registered it (visible to it alone); null = configured, everyone's. */
+  org_id: ColumnType<string | null, string | null | undefined, string | null>;
   created_by: string | null;
   created_at: Generated<Date>;
 }

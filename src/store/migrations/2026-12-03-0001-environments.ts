@@ -2,9 +2,11 @@
 // Sandbox and production data apart: a vault belongs to one environment and its wallets inherit it
 // (addresses, deposits, ledger accounts and withdrawals hang off a wallet; transactions already
 // carry theirs). Rows from before this migration are production.
+// Assets an organisation registers are its own (org_id); configured ones (org_id null) are everyone's.
 import { type Kysely, sql } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {
+  await db.schema.alterTable('assets').addColumn('org_id', 'text').execute();
   for (const table of ['vaults', 'wallets']) {
     await db.schema
       .alterTable(table)
@@ -25,4 +27,5 @@ export async function down(db: Kysely<any>): Promise<void> {
     await db.schema.dropIndex(`${table}_org_environment`).ifExists().execute();
     await db.schema.alterTable(table).dropColumn('environment').execute();
   }
+  await db.schema.alterTable('assets').dropColumn('org_id').execute();
 }

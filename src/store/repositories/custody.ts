@@ -45,8 +45,14 @@ export type ApprovalRow = Selectable<TransactionApprovalTable>;
 
 export class AssetRepository {
   constructor(private readonly db: Db) {}
-  list(network?: string): Promise<AssetRow[]> {
-    let q = this.db.selectFrom('assets').selectAll().orderBy('network').orderBy('symbol');
+  /** The configured assets and those `orgId` registered. */
+  list(orgId: string, network?: string): Promise<AssetRow[]> {
+    let q = this.db
+      .selectFrom('assets')
+      .selectAll()
+      .where((eb) => eb.or([eb('org_id', 'is', null), eb('org_id', '=', orgId)]))
+      .orderBy('network')
+      .orderBy('symbol');
     if (network) q = q.where('network', '=', network);
     return q.execute();
   }

@@ -179,7 +179,7 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
           response: { 200: z.object({ assets: z.array(assetSchema) }), ...errors },
         },
       },
-      async (req) => ({ assets: await svc.listAssets(req.query.network) }),
+      async (req) => ({ assets: await svc.listAssets(principalOf(req), req.query.network) }),
     );
     r.post(
       '/v1/assets',
