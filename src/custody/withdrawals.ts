@@ -665,17 +665,48 @@ export class WithdrawalService {
     return this.idle();
   }
 
-  /** Picks up approved transactions (after a restart) and fails signing ones that never got a signature. */
+  /**
+   * After a restart: picks up approved transactions, re-broadcasts signed ones, and fails the
+   * `signing` ones that never got a signature. Another replica may be signing such a row right now,
+   * so a row is failed only once it has not moved for longer than a signing can take (younger ones
+   * are looked at again when that time is up); and whoever is signing checks, before it broadcasts,
+   * that the row is still `signing` — a signature for a row failed meanwhile never reaches the chain.
+   */
   async resume(): Promise<void> {
     const repo = new TransactionRepository(this.db);
     for (const t of await repo.inStates(['approved'])) this.kick(t.id);
-    for (const t of await repo.inStates(['signing'])) {
-      if (t.signed_raw) {
-        await this.#broadcast(t.id);
-      } else {
-        await this.#fail(t.id, 'interrupted while signing (no signature was stored)');
-      }
+    for (const t of await repo.inStates(['signing'])) await this.#settleInterrupted(t);
+  }
+
+  /** How long a signing may take before a `signing` row without a signature counts as abandoned. */
+  #signingGraceMs(): number {
+    return 3 * (this.settings.signTimeoutMs ?? 30_000) + 5_000;
+  }
+
+  async #settleInterrupted(t: TransactionRow, abandoned = false): Promise<void> {
+    if (this.#stopped || t.state !== 'signing' || this.#inflight.has(t.id)) return;
+    if (t.signed_raw) {
+      await this.#broadcast(t.id);
+      return;
     }
+    const wait = t.updated_at.getTime() + this.#signingGraceMs() - Date.now();
+    if (!abandoned && wait > 0) {
+      setTimeout(async () => {
+        const again = await new TransactionRepository(this.db).getById(t.id).catch(() => undefined);
+        // Still untouched since we looked: abandoned. (Moved on: someone is working on it.)
+        if (again && again.updated_at.getTime() === t.updated_at.getTime())
+          await this.#settleInterrupted(again, true).catch((err) =>
+            this.log.error({ err, txId: t.id }, 'settling an interrupted withdrawal'),
+          );
+      }, wait).unref();
+      return;
+    }
+    if (t.unsigned_tx) {
+      // Its nonce (EVM) goes back to the pool: this transaction will never be signed.
+      const chain = this.custody.chain(t.network);
+      await chain.releaseTransfer(fromJsonSafe<UnsignedTransaction>(t.unsigned_tx)).catch(() => {});
+    }
+    await this.#fail(t.id, 'interrupted while signing (no signature was stored)');
   }
 
   async process(id: string): Promise<void> {
@@ -777,10 +808,16 @@ export class WithdrawalService {
       // Stored before it is broadcast, so a restart re-broadcasts it (resume) rather than failing a
       // transaction that may be on chain. Not a state transition (no audit entry, no ledger rows):
       // a single-row update of a row no other writer moves while it is `signing`.
-      await new TransactionRepository(this.db).updateIfState(tx.id, 'signing', {
+      const stored = await new TransactionRepository(this.db).updateIfState(tx.id, 'signing', {
         signed_raw: signed.raw,
         chain_tx_id: signed.txId,
       });
+      if (!stored) {
+        // Failed meanwhile (a restarted replica took it for abandoned) and its funds released: this
+        // signature must never reach the chain. The nonce went back with the failure.
+        this.log.warn({ txId: tx.id }, 'withdrawal left signing while it was signed; signature discarded');
+        return;
+      }
     } catch (e) {
       await chain.releaseTransfer(unsigned).catch(() => {});
       await this.#fail(tx.id, `signing: ${(e as Error).message}`);
