@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { signWithApproverKey } from '../src/identity/approver-keys.ts';
 import { statementMessage } from '../src/mpc/authorizers/custody-evidence.ts';
 import { type CustodyHarness, externalAddress, startCustodyHarness } from './helpers/custody-harness.ts';
@@ -267,6 +268,31 @@ for (const backend of databaseBackends()) {
       const t = await h.call('GET', `/v1/transactions/${a.txId}`, a.org.users.owner.token);
       assert.equal(t.status, 200);
       assert.equal(t.body.approvals.length, 0);
+    });
+
+    test("an MPC node's refusal is a security event of the key's organisation", async () => {
+      await assert.rejects(
+        h.cluster.coordinator.sign(a.keyId, randomBytes(32), { authorization: { kind: 'custody-withdrawal', forged: true } }),
+        /UNAUTHORIZED|refus|evidence/i,
+      );
+      const events = async (token: string) =>
+        (await h.call('GET', '/v1/security-events', token)).body.events as {
+          kind: string;
+          severity: string;
+          details: { keyId?: string; observer?: string };
+        }[];
+      let mine: Awaited<ReturnType<typeof events>> = [];
+      for (let i = 0; i < 50 && mine.length === 0; i++) {
+        mine = (await events(a.org.users.security_officer.token)).filter(
+          (e) => e.kind === 'mpc_unauthorized' && e.details.keyId === a.keyId,
+        );
+        if (mine.length === 0) await sleep(20);
+      }
+      assert.ok(mine.length >= 1, 'the refusal is listed for the key owner');
+      assert.equal(mine[0]!.severity, 'critical');
+      assert.match(mine[0]!.details.observer ?? '', /^node-\d$/);
+      const theirs = await events(b.org.users.owner.token);
+      assert.ok(!JSON.stringify(theirs).includes(a.keyId), 'not listed for another organisation');
     });
 
     test("an organisation's registered assets are its own", async () => {

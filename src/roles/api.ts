@@ -6,6 +6,7 @@ import { custodyRoutes } from '../api/routes/custody/routes.ts';
 import type { NetworkInput } from '../chains/networks.ts';
 import type { Config } from '../config.ts';
 import { custodyChains, mergeNetworks } from '../custody/chains.ts';
+import { forwardMpcSecurityEvents } from '../custody/mpc-security-events.ts';
 import { type Custody, createCustody } from '../custody/runtime.ts';
 import { devTestChains } from '../custody/test-chain.ts';
 import { createSecurityServices, type SecurityServices } from '../identity/services.ts';
@@ -59,6 +60,11 @@ export async function startApi(
         reconcileIntervalMs: 60_000,
       })
     : undefined;
+  // The MPC layer's security events (cheating verdicts, key locks, rejected envelopes) join the
+  // platform's: GET /v1/security-events of the key's organisation, and the security log stream.
+  const unforward = runtime.mpc
+    ? forwardMpcSecurityEvents(runtime.mpc.events, security.events, runtime.database.db)
+    : () => {};
   const app = await buildApp({
     logger,
     bodyLimit: config.bodyLimit,
@@ -78,6 +84,7 @@ export async function startApi(
   const closers = (): Closer[] => [
     { name: 'http', close: () => app.close() },
     { name: 'security timers', close: async () => security.stop() },
+    { name: 'mpc security events', close: async () => unforward() },
     ...(custody ? [{ name: 'custody', close: () => custody.stop() }] : []),
     ...(opts.extraClosers ?? []),
     ...runtime.closers,

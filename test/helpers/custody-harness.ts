@@ -9,6 +9,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import type { FastifyInstance } from 'fastify';
 import { custodyRoutes } from '../../src/api/routes/custody/routes.ts';
 import { AuditLog } from '../../src/audit/log.ts';
+import { forwardMpcSecurityEvents } from '../../src/custody/mpc-security-events.ts';
 import { type Custody, createCustody } from '../../src/custody/runtime.ts';
 import { TestChain } from '../../src/custody/test-chain.ts';
 import {
@@ -107,6 +108,12 @@ export async function startCustodyHarness(opts: {
     routes: [custodyRoutes(custody, { testChainFaucet: opts.testChainFaucet ?? false })],
   });
   const app = security.app;
+  // As the API role does: the MPC layer's security events join the platform's.
+  const unforward = forwardMpcSecurityEvents(
+    cluster.coordinator.events,
+    security.services.events,
+    opts.db.db,
+  );
   const org = await makeOrg(security.services, 'custody');
 
   const call: CustodyHarness['call'] = async (method, url, token, body, headers = {}) => {
@@ -166,6 +173,7 @@ export async function startCustodyHarness(opts: {
     endorse,
     signPolicy,
     async close() {
+      unforward();
       await custody.stop();
       chain.stop();
       await security.close();
