@@ -272,7 +272,9 @@ for (const backend of databaseBackends()) {
 
     test("an MPC node's refusal is a security event of the key's organisation", async () => {
       await assert.rejects(
-        h.cluster.coordinator.sign(a.keyId, randomBytes(32), { authorization: { kind: 'custody-withdrawal', forged: true } }),
+        h.cluster.coordinator.sign(a.keyId, randomBytes(32), {
+          authorization: { kind: 'custody-withdrawal', forged: true },
+        }),
         /UNAUTHORIZED|refus|evidence/i,
       );
       const events = async (token: string) =>

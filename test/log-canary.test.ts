@@ -18,6 +18,8 @@ const CANARIES = {
   totp: 'CANARYtotpJBSWY3DP',
   queryToken: 'CANARYquerytok42',
   errorSecret: 'CANARYerrsecretZZ',
+  refreshToken: 'crt_CANARYrefreshQ9',
+  recoveryCode: 'CANARY-recov-77',
 };
 
 test('no canary secret reaches the logs', async () => {
@@ -30,6 +32,7 @@ test('no canary secret reaches the logs', async () => {
   });
   logger.info({ config }, 'effective configuration');
   logger.info(`connecting to ${config.databaseUrl}`);
+  logger.warn(`refresh with ${CANARIES.refreshToken} failed`);
 
   const app = await buildApp({
     logger,
@@ -62,6 +65,7 @@ test('no canary secret reaches the logs', async () => {
       password: CANARIES.password,
       nested: { keyShare: CANARIES.share, deep: [{ secretNonce: CANARIES.nonce }] },
       totpSecret: CANARIES.totp,
+      recoveryCodes: [CANARIES.recoveryCode],
     },
   });
   assert.equal(r.statusCode, 500);

@@ -8,7 +8,7 @@ export type { Logger };
 
 /** Key names (case-insensitive, substring) whose values are never logged. */
 const SECRET_KEY_PATTERN =
-  /(authorization|cookie|password|passwd|secret|token|api[-_]?key|apikey|private[-_]?key|privkey|share|seed|nonce|mnemonic|credential|totp|signature_key|kek)/i;
+  /(authorization|cookie|password|passwd|secret|token|api[-_]?key|apikey|private[-_]?key|privkey|share|seed|nonce|mnemonic|credential|totp|signature_key|kek|recovery[-_]?codes?)/i;
 
 export const CENSOR = '[REDACTED]';
 
@@ -70,6 +70,7 @@ export function scrubString(s: string): string {
     .replace(/([a-z][a-z0-9+.-]*:\/\/)([^/\s:@]*):([^/\s@]*)@/gi, '$1***:***@')
     .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, '$1 [REDACTED]')
     .replace(/\bck_(live|test)_[A-Za-z0-9_-]+/g, 'ck_$1_[REDACTED]')
+    .replace(/\bcrt_[A-Za-z0-9_-]+/g, 'crt_[REDACTED]')
     .replace(
       /\b(password|passwd|secret|token|api[-_]?key|share|seed|mnemonic)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&]+)/gi,
       '$1$2[REDACTED]',
