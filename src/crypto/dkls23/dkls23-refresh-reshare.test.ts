@@ -102,6 +102,21 @@ test('reshare replacing a party: 2-of-3 {1,2,3} → 2-of-3 {1,2,4}; party 3 gets
   assertValid(presignAndSign(out, [1, 4], digest), info.publicKey, message, digest);
   assertValid(presignAndSign(out, [2, 4], digest), info.publicKey, message, digest);
   assert.throws(() => S.presign!({ sessionId: sid(), share: old.get(3)!, signers: [3, 4] }));
+  // Same committee members, same threshold: an old share and a new one are refused by the protocol.
+  for (const pair of [
+    [old.get(1)!, out.get(2)!],
+    [out.get(1)!, old.get(2)!],
+  ]) {
+    const { digest } = randomMessage();
+    const s = sid();
+    assert.throws(
+      () =>
+        runLocalProtocol(
+          pair.map((share) => S.sign({ sessionId: s, share, signers: [1, 2], message: digest })),
+        ),
+      (e) => e instanceof ThresholdAbort && e.culprit !== null,
+    );
+  }
 });
 
 test('reshare: a dealer that deals a wrong constant term is named', () => {
