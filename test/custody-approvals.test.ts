@@ -170,6 +170,55 @@ describe('approvals: control-plane refusals and node-side verification', () => {
     assert.equal(rej.body.state, 'rejected');
   });
 
+  test('expiry: approvals die with the intent, a late vote is refused, the funds come back', async () => {
+    const { operator, approver, owner } = h.org.users;
+    const balance = async () =>
+      (await h.call('GET', `/v1/wallets/${walletId}/balances`, owner.token)).body.balances[0] as {
+        available: string;
+        reserved: string;
+      };
+    const before = await balance();
+    const t = await withdrawal(operator.token, 'expiry-1');
+    const r = await h.call('POST', `/v1/transactions/${t.id}/approvals`, approver.token, {
+      intentHash: t.intentHash,
+      publicKey: approverKey.key.publicKey,
+      signature: sign(approverKey.key, 'approve', t.intentHash),
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.equal(r.body.approvals[0].valid, true);
+    assert.equal(
+      BigInt((await balance()).reserved),
+      BigInt(before.reserved) + 2000n,
+      'amount + fee reserved',
+    );
+
+    // Time passes beyond the intent's expiry (the clock is the database row's, moved back here).
+    await h.db.db
+      .updateTable('transactions')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('id', '=', t.id)
+      .execute();
+    const stale = await h.call('GET', `/v1/transactions/${t.id}`, owner.token);
+    assert.equal(stale.body.approvals[0].valid, false, 'an approval of an expired intent is void');
+    const late = await h.call('POST', `/v1/transactions/${t.id}/approvals`, owner.token, {
+      intentHash: t.intentHash,
+      publicKey: h.ownerKey.publicKey,
+      signature: sign(h.ownerKey, 'approve', t.intentHash),
+    });
+    assert.equal(late.body.error?.code, 'CUSTOS_TRANSACTION_EXPIRED', JSON.stringify(late.body));
+    assert.ok(late.status >= 400 && late.status < 500);
+    const done = await h.call('GET', `/v1/transactions/${t.id}`, owner.token);
+    assert.equal(done.body.state, 'expired');
+    assert.deepEqual(await balance(), before, 'the reservation is released');
+
+    // The watcher's sweep expires the ones nobody touches.
+    const u = await withdrawal(operator.token, 'expiry-2');
+    // (A day later: the earlier tests' pending withdrawals expire with it.)
+    assert.ok((await h.custody.withdrawals.expireDue(new Date(Date.now() + 25 * 3600 * 1000))) >= 1);
+    assert.equal((await h.call('GET', `/v1/transactions/${u.id}`, owner.token)).body.state, 'expired');
+    assert.equal((await balance()).reserved, '0', 'every reservation is released');
+  });
+
   test('the MPC nodes verify the approvals themselves', async () => {
     const { operator, approver, owner } = h.org.users;
     const t = await withdrawal(operator.token, 'node-1');
