@@ -13,12 +13,11 @@ import { type CustodyHarness, externalAddress, startCustodyHarness } from './hel
 import { databaseBackends } from './helpers/databases.ts';
 import { fullApiKey, makeOrg, type TestOrg } from './helpers/identity-harness.ts';
 import {
-  type Credential,
   coverageFailures,
+  credentialOf,
   crossTenantFailures,
   matrixFailures,
   type RouteCase,
-  type Who,
 } from './helpers/rbac-matrix.ts';
 
 interface Fixtures {
@@ -174,11 +173,7 @@ async function fixtures(h: CustodyHarness, org: TestOrg): Promise<Fixtures> {
   };
 }
 
-function credential(f: Fixtures, who: Who): Credential {
-  if (who === 'none') return { token: null, userId: null };
-  if (who === 'api_key') return { token: f.apiKey, userId: null };
-  return { token: f.org.users[who].token, userId: f.org.users[who].id };
-}
+const credential = credentialOf;
 
 for (const backend of databaseBackends()) {
   describe(`custody RBAC and tenancy [${backend.name}]`, { skip: backend.skip }, () => {

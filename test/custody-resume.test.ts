@@ -72,11 +72,9 @@ describe('a withdrawal interrupted while signing (two replicas)', () => {
         signTimeoutMs: 1000,
       });
       await other.resume();
-      let row = await h.db.db
-        .selectFrom('transactions')
-        .selectAll()
-        .where('id', '=', t.body.id)
-        .executeTakeFirstOrThrow();
+      const stored = () =>
+        h.db.db.selectFrom('transactions').selectAll().where('id', '=', t.body.id).executeTakeFirstOrThrow();
+      let row = await stored();
       assert.equal(row.state, 'signing', 'a signing that may still be running is not failed');
 
       // Much later (the row has not moved): abandoned. Failed, funds back to available.
@@ -84,11 +82,7 @@ describe('a withdrawal interrupted while signing (two replicas)', () => {
         h.db.db,
       );
       await other.resume();
-      row = await h.db.db
-        .selectFrom('transactions')
-        .selectAll()
-        .where('id', '=', t.body.id)
-        .executeTakeFirstOrThrow();
+      row = await stored();
       assert.equal(row.state, 'failed');
       assert.match(row.failure ?? '', /interrupted while signing/);
       assert.equal((await balances()).reserved, '0');
@@ -100,11 +94,7 @@ describe('a withdrawal interrupted while signing (two replicas)', () => {
       h.chain.mine(3);
       await sleep(50);
       assert.equal(await h.chain.getBalance(dest, h.chain.asset('TST')), 0n, 'nothing reached the chain');
-      row = await h.db.db
-        .selectFrom('transactions')
-        .selectAll()
-        .where('id', '=', t.body.id)
-        .executeTakeFirstOrThrow();
+      row = await stored();
       assert.equal(row.state, 'failed');
       assert.equal(row.signed_raw, null);
       assert.match(h.security.logs(), /signature discarded/);

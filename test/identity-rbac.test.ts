@@ -16,13 +16,12 @@ import {
   userPrincipal,
 } from './helpers/identity-harness.ts';
 import {
-  type Credential,
   callRoute,
   coverageFailures,
+  credentialOf,
   crossTenantFailures,
   matrixFailures,
   type RouteCase,
-  type Who,
 } from './helpers/rbac-matrix.ts';
 
 interface Fixtures {
@@ -129,11 +128,7 @@ async function fixtures(s: SecurityApp, name: string): Promise<Fixtures> {
 
 const ownerPrincipal = (org: TestOrg) => userPrincipal(org.orgId, org.users.owner.id, 'owner');
 
-function credential(f: Fixtures, who: Who): Credential {
-  if (who === 'none') return { token: null, userId: null };
-  if (who === 'api_key') return { token: f.apiKey, userId: null };
-  return { token: f.org.users[who].token, userId: f.org.users[who].id };
-}
+const credential = credentialOf;
 
 const call = (s: SecurityApp, method: string, url: string, token: string | null) =>
   callRoute(s.app, method, url, token);

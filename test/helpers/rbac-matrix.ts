@@ -3,7 +3,7 @@
 // every route called with another organisation's credentials and this organisation's ids.
 import type { FastifyInstance } from 'fastify';
 import { ROLES, type Role, rbac, roleHas } from '../../src/identity/rbac.ts';
-import type { RecordedRoute } from './identity-harness.ts';
+import type { RecordedRoute, TestOrg } from './identity-harness.ts';
 
 export type Who = Role | 'api_key' | 'none';
 
@@ -21,6 +21,13 @@ export interface RouteCase<F> {
 export interface Credential {
   token: string | null;
   userId: string | null;
+}
+
+/** The credential `who` uses in a fixture with one user per role and an all-scopes API key. */
+export function credentialOf(f: { org: TestOrg; apiKey: string }, who: Who): Credential {
+  if (who === 'none') return { token: null, userId: null };
+  if (who === 'api_key') return { token: f.apiKey, userId: null };
+  return { token: f.org.users[who].token, userId: f.org.users[who].id };
 }
 
 const DENIAL_CODES = new Set([
