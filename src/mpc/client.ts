@@ -453,17 +453,13 @@ export class MpcCoordinator {
       });
       const sessionId = String(body['sessionId']);
       // Decided by the first good signature or the first failure (a t-of-t session cannot recover).
-      // Each reply's signature is verified once (the decisive check and the pick share the verdict).
-      const verdicts = new WeakMap<Outcome, boolean>();
-      const isGood = (o: Outcome) => {
-        const known = verdicts.get(o);
-        if (known !== undefined) return known;
-        const v = this.#goodSig(o, scheme, message, expected);
-        verdicts.set(o, v);
-        return v;
-      };
-      const outcomes = await this.#fanOut(signers, body, timeoutMs, (o) => !o.reply.ok || isGood(o));
-      const good = outcomes.find(isGood);
+      const outcomes = await this.#fanOut(
+        signers,
+        body,
+        timeoutMs,
+        (o) => !o.reply.ok || this.#goodSig(o, scheme, message, expected),
+      );
+      const good = outcomes.find((o) => this.#goodSig(o, scheme, message, expected));
       if (good) {
         const r = (good.reply as Extract<NodeReply, { ok: true }>).result;
         return {
