@@ -18,17 +18,20 @@ export function forwardMpcSecurityEvents(
   const orgs = new Map<string, string | null>();
   const orgOfKey = async (keyId: string | undefined): Promise<string | null> => {
     if (!keyId) return null;
-    if (!orgs.has(keyId)) {
+    if (orgs.has(keyId)) return orgs.get(keyId) ?? null;
+    try {
       const row = await db
         .selectFrom('vault_keys')
         .select('org_id')
         .where('key_id', '=', keyId)
-        .executeTakeFirst()
-        .catch(() => undefined);
+        .executeTakeFirst();
       if (orgs.size > 10_000) orgs.clear();
       orgs.set(keyId, row?.org_id ?? null);
+      return row?.org_id ?? null;
+    } catch {
+      // The database did not answer: this event goes unattributed (still logged); the next one asks again.
+      return null;
     }
-    return orgs.get(keyId) ?? null;
   };
   const onEvent = (ev: SecurityEvent) => {
     void orgOfKey(ev.keyId).then((orgId) =>
