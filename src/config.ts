@@ -36,6 +36,16 @@ export const configSchema = z
     databaseUrl: url(['postgres:', 'postgresql:']).optional(),
     databasePoolSize: positiveInt.max(1000),
     natsUrl: url(['nats:', 'tls:', 'ws:', 'wss:']).optional(),
+    /**
+     * TLS towards NATS (docs/operations/nats-tls.md): the CA bundle that signed the server
+     * certificate, and this client's certificate and key for mutual TLS (both or neither).
+     * Setting any of them makes the connection require TLS.
+     */
+    natsTlsCaFile: z.string().min(1).optional(),
+    natsTlsCertFile: z.string().min(1).optional(),
+    natsTlsKeyFile: z.string().min(1).optional(),
+    /** A NATS `.creds` file (user JWT + NKey seed) for decentralised auth. */
+    natsCredsFile: z.string().min(1).optional(),
     redisUrl: url(['redis:', 'rediss:']).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     /** 'json' in production, 'pretty' in a terminal; 'auto' decides by whether stdout is a TTY. */
@@ -105,6 +115,13 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if ((c.natsTlsCertFile === undefined) !== (c.natsTlsKeyFile === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [c.natsTlsCertFile === undefined ? 'natsTlsCertFile' : 'natsTlsKeyFile'],
+        message: 'NATS client certificate and key are set together (both or neither)',
+      });
+    }
     // Lower Argon2 costs are for tests only: production keeps at least the OWASP minimum.
     if (c.env === 'production' && c.argon2MemoryKib < 19456) {
       ctx.addIssue({ code: 'custom', path: ['argon2MemoryKib'], message: 'must be >= 19456 in production' });
@@ -125,6 +142,10 @@ export const ENV_VARS: Record<keyof Config, string> = {
   databaseUrl: 'CUSTOS_DATABASE_URL',
   databasePoolSize: 'CUSTOS_DATABASE_POOL_SIZE',
   natsUrl: 'CUSTOS_NATS_URL',
+  natsTlsCaFile: 'CUSTOS_NATS_TLS_CA_FILE',
+  natsTlsCertFile: 'CUSTOS_NATS_TLS_CERT_FILE',
+  natsTlsKeyFile: 'CUSTOS_NATS_TLS_KEY_FILE',
+  natsCredsFile: 'CUSTOS_NATS_CREDS_FILE',
   redisUrl: 'CUSTOS_REDIS_URL',
   logLevel: 'CUSTOS_LOG_LEVEL',
   logFormat: 'CUSTOS_LOG_FORMAT',

@@ -1,6 +1,9 @@
 // The production bus: NATS core for publish/subscribe and request/reply, JetStream for durable
 // streams (file storage, explicit-ack pull consumers, Nats-Msg-Id de-duplication). Mirrors the
 // in-process bus in ./memory.ts; test/bus-contract.test.ts runs the same suite on both.
+
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   AckPolicy,
   type ConsumerMessages,
@@ -18,6 +21,7 @@ import {
 } from '@nats-io/jetstream';
 import {
   connect,
+  credsAuthenticator,
   type Msg,
   type MsgHdrs,
   type NatsConnection,
@@ -29,7 +33,7 @@ import {
   RequestError,
   TimeoutError,
 } from '@nats-io/transport-node';
-import { BusError, CustosError, redactUrl } from '../errors.ts';
+import { BusError, ConfigError, CustosError, redactUrl } from '../errors.ts';
 import type {
   Bus,
   BusHeaders,
@@ -77,8 +81,135 @@ export interface NatsBusOptions {
   logger?: BusLogger;
   /** Default 5000 ms. */
   connectTimeoutMs?: number;
-  /** Passed through to `connect` (TLS, credentials, …); wins over the options above. */
+  /** TLS material (PEM files). Any of them makes TLS mandatory for this connection. */
+  tls?: NatsTlsFiles;
+  /** NATS `.creds` file (user JWT + NKey seed). */
+  credsFile?: string;
+  /** Passed through to `connect`; wins over the options above. */
   connectOptions?: Partial<NodeConnectionOptions>;
+}
+
+export interface NatsTlsFiles {
+  /** CA bundle that signed the server certificate (default: the system trust store). */
+  caFile?: string | undefined;
+  /** Client certificate and its private key for mutual TLS; both or neither. */
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+}
+
+function readPem(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(
+      'CUSTOS_CONFIG_INVALID',
+      `NATS ${what} ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+      {
+        details: { file },
+      },
+    );
+  }
+  if (!text.includes('-----BEGIN ')) {
+    throw new ConfigError('CUSTOS_CONFIG_INVALID', `NATS ${what} ${file}: not a PEM file`, {
+      details: { file },
+    });
+  }
+  return text;
+}
+
+/**
+ * Loads and checks the TLS files before connecting, so a wrong path, a non-PEM file, an unparsable
+ * certificate or a key that does not belong to the certificate is a clear ConfigError at start-up
+ * instead of a TLS handshake that times out. Key material goes to the TLS stack only; no error
+ * message carries it.
+ */
+export function loadNatsTls(files: NatsTlsFiles): { ca?: string; cert?: string; key?: string } | undefined {
+  const { caFile, certFile, keyFile } = files;
+  if (!caFile && !certFile && !keyFile) return undefined;
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new ConfigError(
+      'CUSTOS_CONFIG_INVALID',
+      'NATS TLS: client certificate and key are set together (both or neither)',
+    );
+  }
+  const out: { ca?: string; cert?: string; key?: string } = {};
+  if (caFile) {
+    out.ca = readPem(caFile, 'TLS CA file');
+    try {
+      new X509Certificate(out.ca);
+    } catch {
+      throw new ConfigError('CUSTOS_CONFIG_INVALID', `NATS TLS CA file ${caFile}: not an X.509 certificate`, {
+        details: { file: caFile },
+      });
+    }
+  }
+  if (certFile && keyFile) {
+    const cert = readPem(certFile, 'TLS certificate file');
+    const key = readPem(keyFile, 'TLS key file');
+    let x509: X509Certificate;
+    try {
+      x509 = new X509Certificate(cert);
+    } catch {
+      throw new ConfigError(
+        'CUSTOS_CONFIG_INVALID',
+        `NATS TLS certificate file ${certFile}: not an X.509 certificate`,
+        {
+          details: { file: certFile },
+        },
+      );
+    }
+    let pk: KeyObject;
+    try {
+      pk = createPrivateKey(key);
+    } catch {
+      throw new ConfigError(
+        'CUSTOS_CONFIG_INVALID',
+        `NATS TLS key file ${keyFile}: not an unencrypted PEM private key`,
+        {
+          details: { file: keyFile },
+        },
+      );
+    }
+    if (!x509.checkPrivateKey(pk)) {
+      throw new ConfigError(
+        'CUSTOS_CONFIG_INVALID',
+        `NATS TLS key file ${keyFile} does not belong to the certificate ${certFile}`,
+        {
+          details: { file: keyFile },
+        },
+      );
+    }
+    out.cert = cert;
+    out.key = key;
+  }
+  return out;
+}
+
+function loadCreds(file: string): Uint8Array {
+  let data: Buffer;
+  try {
+    data = readFileSync(file);
+  } catch (e) {
+    throw new ConfigError(
+      'CUSTOS_CONFIG_INVALID',
+      `NATS credentials file ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+      {
+        details: { file },
+      },
+    );
+  }
+  const text = data.toString('utf8');
+  if (!text.includes('BEGIN NATS USER JWT') || !text.includes('BEGIN USER NKEY SEED')) {
+    throw new ConfigError(
+      'CUSTOS_CONFIG_INVALID',
+      `NATS credentials file ${file}: not a NATS .creds file (user JWT and NKey seed)`,
+      {
+        details: { file },
+      },
+    );
+  }
+  return new Uint8Array(data);
 }
 
 function toNatsHeaders(h: BusHeaders): MsgHdrs | undefined {
@@ -164,11 +295,15 @@ export class NatsBus implements Bus {
       .map((u) => redactUrl(u.trim()))
       .join(',');
     const { servers, auth } = splitCredentials(opts.url);
+    const tls = opts.tls ? loadNatsTls(opts.tls) : undefined;
+    const authenticator = opts.credsFile ? credsAuthenticator(loadCreds(opts.credsFile)) : undefined;
     let nc: NatsConnection;
     try {
       nc = await connect({
         servers,
         ...auth,
+        ...(tls ? { tls } : {}),
+        ...(authenticator ? { authenticator } : {}),
         name: opts.name ?? 'custos',
         timeout: opts.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS,
         maxReconnectAttempts: -1,

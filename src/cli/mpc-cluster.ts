@@ -2,7 +2,7 @@
 // check commands of the control plane's side. They talk to the nodes over NATS (CUSTOS_NATS_URL)
 // with the cluster file's control-plane key, and keep the key registry in keys.json next to it.
 import type { Command } from 'commander';
-import { type Bus, createBus } from '../bus/index.ts';
+import { type Bus, createBus, natsOptionsOf } from '../bus/index.ts';
 import { loadConfig } from '../config.ts';
 import { SCHEME_NAMES, type SchemeName } from '../crypto/threshold.ts';
 import { MpcError } from '../errors.ts';
@@ -45,7 +45,7 @@ async function withCoordinator<T>(
       'CUSTOS_NATS_URL is not set: MPC nodes run as separate processes and are reached over NATS',
     );
   }
-  const bus: Bus = await createBus({ natsUrl: cfg.natsUrl, name: 'custos-mpc-cli' });
+  const bus: Bus = await createBus({ ...natsOptionsOf(cfg), name: 'custos-mpc-cli' });
   try {
     const c = openCoordinator({ cluster, bus });
     await c.start();

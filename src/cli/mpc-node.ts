@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { createBus } from '../bus/index.ts';
+import { createBus, natsOptionsOf, plaintextNatsWarning } from '../bus/index.ts';
 import { loadConfig } from '../config.ts';
 import type { ProtocolMessage } from '../crypto/threshold.ts';
 import { MpcError } from '../errors.ts';
@@ -126,9 +126,11 @@ export function registerMpcNodeCommands(program: Command): void {
         }
         if (!cfg.natsUrl)
           logger.warn({}, 'CUSTOS_NATS_URL is not set: this node is alone on an in-process bus');
+        const plaintext = plaintextNatsWarning(cfg);
+        if (plaintext) logger.warn({}, plaintext);
         const secret = secretOf(o, cluster, id);
         const bus = await createBus({
-          ...(cfg.natsUrl ? { natsUrl: cfg.natsUrl } : {}),
+          ...natsOptionsOf(cfg),
           name: `custos-mpc-node-${id}`,
           logger,
         });

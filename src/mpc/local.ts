@@ -3,7 +3,7 @@
 // connection (in-process buses on one hub, or NATS).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Bus, createBus } from '../bus/index.ts';
+import { type Bus, createBus, type NatsTlsFiles } from '../bus/index.ts';
 import { MemoryBusHub } from '../bus/memory.ts';
 import { MpcError } from '../errors.ts';
 import { MpcCoordinator } from './client.ts';
@@ -103,6 +103,8 @@ export interface InProcessClusterOptions {
   logger?: NodeLogger;
   /** NATS URL; default: in-process buses on one hub. */
   natsUrl?: string;
+  /** TLS files for the NATS connections (see CUSTOS_NATS_TLS_*). */
+  natsTls?: NatsTlsFiles;
   hub?: MemoryBusHub;
   namespace?: string;
   nodeOptions?: (id: number) => Partial<Omit<MpcNodeOptions, 'identity' | 'keyring' | 'cluster' | 'bus'>>;
@@ -138,7 +140,10 @@ export async function startInProcessCluster(o: InProcessClusterOptions): Promise
   const hub = o.natsUrl ? undefined : (o.hub ?? new MemoryBusHub());
   const buses: Bus[] = [];
   const newBus = async (name: string) => {
-    const b = await createBus({ ...(o.natsUrl ? { natsUrl: o.natsUrl } : { hub: hub! }), name });
+    const b = await createBus({
+      ...(o.natsUrl ? { natsUrl: o.natsUrl, ...(o.natsTls ? { natsTls: o.natsTls } : {}) } : { hub: hub! }),
+      name,
+    });
     buses.push(b);
     return b;
   };

@@ -2,7 +2,7 @@
 // configured — the bus and shared state; plus the readiness checks over them and one close().
 import { join } from 'node:path';
 import type { ReadinessCheck } from '../api/routes/health.ts';
-import { type Bus, createBus } from '../bus/index.ts';
+import { type Bus, createBus, natsOptionsOf, plaintextNatsWarning } from '../bus/index.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log/logger.ts';
 import type { MpcCoordinator } from '../mpc/client.ts';
@@ -49,7 +49,9 @@ export async function openRuntime(
   let bus: Bus;
   let state: SharedState;
   try {
-    bus = await createBus({ natsUrl: config.natsUrl, name: 'custos-control-plane', logger });
+    const plaintext = plaintextNatsWarning(config);
+    if (plaintext) logger.warn({}, plaintext);
+    bus = await createBus({ ...natsOptionsOf(config), name: 'custos-control-plane', logger });
     closers.unshift({ name: 'bus', close: () => bus.close() });
     state = await createSharedState({ redisUrl: config.redisUrl, logger });
     closers.unshift({ name: 'shared state', close: () => state.close() });
