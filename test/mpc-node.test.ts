@@ -293,6 +293,86 @@ describe('channel security', () => {
   });
 });
 
+describe('per-peer rate limit', () => {
+  let dir: string;
+  let c: InProcessCluster;
+  let spy: MemoryBus;
+  let node1: NodeIdentity;
+  const RATE = 20;
+  before(async () => {
+    dir = tmp('rate');
+    c = await cluster(dir, {
+      nodeOptions: (id) => (id === 2 ? { channel: { messagesPerSecond: RATE, bufferMs: 300 } } : {}),
+    });
+    spy = new MemoryBus({ hub: c.hub! });
+    const cl = loadClusterFile(join(dir, 'cluster.json'));
+    node1 = (await loadNodeIdentity(join(dir, 'node-1'), 1, new SecretKeyring(nodeSecret(cl, 1, {}))))
+      .identity;
+  });
+  after(async () => {
+    await spy.close();
+    await c.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a flood of validly signed envelopes from one peer is dropped above the rate, reported once per second, and signing recovers', async () => {
+    const key = await c.coordinator.createKey('eddsa-ed25519', 2, 3, { allowRawSigning: true });
+    const pairKey = derivePairKey(
+      node1,
+      {
+        id: 2,
+        publicKey: Buffer.from(c.cluster.nodes[1]!.publicKey, 'hex'),
+        dhPublicKey: Buffer.from(c.cluster.nodes[1]!.dhPublicKey, 'hex'),
+      },
+      'send',
+    );
+    const FLOOD = 300;
+    const envelopes = Array.from({ length: FLOOD }, (_, i) =>
+      sealEnvelope(
+        node1,
+        {
+          protocol: 'frost/sign',
+          sessionId: randomBytes(32).toString('hex'),
+          round: 1,
+          from: 1,
+          to: 2,
+          seq: i + 1,
+        },
+        encodeBundle([{ broadcast: true, payload: new Uint8Array(8) }]),
+        pairKey,
+      ),
+    );
+    const events = () =>
+      c.nodes.get(2)!.events.recent.filter((e) => e.kind === 'rate-limited' && e.peer === 1);
+    const t0 = Date.now();
+    for (const e of envelopes) await spy.publish(p2pSubject(2), e);
+    const elapsedS = (Date.now() - t0) / 1000;
+    // The drops after the first report are flushed within about a second.
+    await waitFor(
+      () =>
+        events().reduce((n, e) => n + Number(/(\d+)( more)? envelope/.exec(e.detail)?.[1] ?? 0), 0) > 0 &&
+        Date.now() - t0 > 1500,
+      5000,
+      'rate-limited reports',
+    );
+    const reports = events();
+    const dropped = reports.reduce(
+      (n, e) => n + Number(/(\d+)( more)? envelope/.exec(e.detail)?.[1] ?? 0),
+      0,
+    );
+    // At most the burst plus what refilled while the flood ran got through.
+    const admitted = RATE + Math.ceil(elapsedS * RATE) + 5;
+    assert.ok(dropped >= FLOOD - admitted, `dropped ${dropped} of ${FLOOD} (admitted at most ${admitted})`);
+    assert.ok(dropped <= FLOOD);
+    assert.ok(reports.length <= 2 + Math.ceil(elapsedS), `${reports.length} reports for one flood`);
+    // The bucket refills: an honest session between nodes 1 and 2 goes through.
+    await sleep(1100);
+    const msg = new TextEncoder().encode('after the flood');
+    const s = await c.coordinator.sign(key.keyId, msg, { signers: [1, 2] });
+    assert.ok(opensslVerify('eddsa-ed25519', s.signingPublicKey, msg, s.signature));
+  });
+});
+
 describe('node + coordinator, Ed25519 (FROST)', () => {
   let dir: string;
   let c: InProcessCluster;

@@ -133,6 +133,9 @@ interface PeerState {
   tokens: number;
   refilledAt: number;
   buffered: number;
+  /** Envelopes dropped by the rate limit since the last `rate-limited` event, and when that was. */
+  dropped: number;
+  droppedReportedAt: number;
 }
 
 type ControlHandler = (msg: InboundBundle) => void;
@@ -189,6 +192,8 @@ export class Channel {
         tokens: this.#rate,
         refilledAt: Date.now(),
         buffered: 0,
+        dropped: 0,
+        droppedReportedAt: 0,
       });
     }
     for (const id of [...this.#peers.keys()]) if (!keep.has(id)) this.#peers.delete(id);
@@ -370,7 +375,19 @@ export class Channel {
       return;
     }
     if (!this.#takeToken(peer)) {
-      this.#event('rate-limited', hdr, `node ${env.from} exceeded ${this.#rate} messages/s`);
+      // A flood is one security event per peer per second (with the count), not one per envelope:
+      // the limit protects the node's CPU and its log as well.
+      peer.dropped++;
+      const now = Date.now();
+      if (now - peer.droppedReportedAt >= 1000) {
+        this.#event(
+          'rate-limited',
+          hdr,
+          `node ${env.from} exceeded ${this.#rate} messages/s: ${peer.dropped} envelope(s) dropped`,
+        );
+        peer.dropped = 0;
+        peer.droppedReportedAt = now;
+      }
       return;
     }
     const r = this.#record(env.sessionId);
@@ -447,6 +464,18 @@ export class Channel {
 
   #collect(): void {
     const now = Date.now();
+    for (const [id, peer] of this.#peers) {
+      // Drops after the last report of a flood that has since stopped.
+      if (peer.dropped > 0 && now - peer.droppedReportedAt >= 1000) {
+        this.#event(
+          'rate-limited',
+          { from: id },
+          `node ${id} exceeded ${this.#rate} messages/s: ${peer.dropped} more envelope(s) dropped`,
+        );
+        peer.dropped = 0;
+        peer.droppedReportedAt = now;
+      }
+    }
     for (const [sid, r] of this.#sessions) {
       if (r.closedAt !== undefined) {
         if (now - r.closedAt > this.#tombstoneMs) this.#sessions.delete(sid);
