@@ -4,7 +4,7 @@
 // reshare) and a cheating node. The same logic over NATS with node processes: mpc-nats.test.ts.
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, verify as osslVerify, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -23,6 +23,7 @@ import { availableSchemes } from '../src/mpc/schemes.ts';
 import { open, SecretKeyring, seal } from '../src/mpc/secure-file.ts';
 import { openBackup, ShareStore } from '../src/mpc/share-store.ts';
 import { requestSubject, signBody } from '../src/mpc/wire.ts';
+import { runCliAsync } from './helpers/cli.ts';
 
 const KDF = { memoryCost: 1024, timeCost: 1 };
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), `custos-${p}-`));
@@ -290,6 +291,80 @@ describe('channel security', () => {
     assert.ok(
       opensslVerify('eddsa-ed25519', s.signingPublicKey, new TextEncoder().encode('still fine'), s.signature),
     );
+  });
+});
+
+describe('node backup and restore through the CLI', () => {
+  let dir: string;
+  let c: InProcessCluster;
+  before(async () => {
+    dir = tmp('restore');
+    c = await cluster(dir);
+  });
+  after(async () => {
+    await c.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('backup → lose the data directory → restore → the node signs again with the same keys', async () => {
+    const ecdsa = await c.coordinator.createKey('ecdsa-secp256k1', 2, 3, { allowRawSigning: true });
+    const ed = await c.coordinator.createKey('eddsa-ed25519', 2, 3, { allowRawSigning: true });
+    const clusterFile = join(dir, 'cluster.json');
+    const backupSecret = join(dir, 'backup-secret');
+    writeFileSync(backupSecret, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    const backupFile = join(dir, 'node-3.backup');
+    const b = await runCliAsync(
+      ['mpc-node', 'backup', '--id', '3', '--cluster', clusterFile, '--out', backupFile].concat([
+        '--backup-secret-file',
+        backupSecret,
+        '--json',
+      ]),
+    );
+    assert.equal(b.code, 0, b.stdout + b.stderr);
+    assert.deepEqual(JSON.parse(b.stdout).keys.sort(), [ecdsa.keyId, ed.keyId].sort());
+    assert.equal(statSync(backupFile).mode & 0o777, 0o600);
+
+    // Disaster: node 3's disk is gone.
+    await c.stopNode(3);
+    const dataDir = join(dir, 'node-3');
+    rmSync(dataDir, { recursive: true, force: true });
+    const cl = loadClusterFile(clusterFile);
+    const secretFile = join(dir, cl.nodes.find((n) => n.id === 3)!.secretFile!);
+    const restoreArgs = [
+      'mpc-node',
+      'restore',
+      '--id',
+      '3',
+      '--in',
+      backupFile,
+      '--data-dir',
+      dataDir,
+    ].concat(['--secret-file', secretFile]);
+
+    // The wrong backup secret opens nothing and writes nothing.
+    const wrong = join(dir, 'wrong-secret');
+    writeFileSync(wrong, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    const bad = await runCliAsync([...restoreArgs, '--backup-secret-file', wrong, '--json']);
+    assert.notEqual(bad.code, 0);
+    assert.equal(JSON.parse(bad.stdout).error.code, 'CUSTOS_MPC_SECRET_INVALID');
+    assert.ok(!existsSync(join(dataDir, 'identity.enc')));
+
+    const r = await runCliAsync([...restoreArgs, '--backup-secret-file', backupSecret, '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).keys.sort(), [ecdsa.keyId, ed.keyId].sort());
+    // A second restore over the restored node is refused.
+    const again = await runCliAsync([...restoreArgs, '--backup-secret-file', backupSecret, '--json']);
+    assert.notEqual(again.code, 0);
+    assert.equal(JSON.parse(again.stdout).error.code, 'CUSTOS_MPC_NODE_STATE');
+
+    await c.startNode(3);
+    const preimage = randomBytes(64);
+    const s1 = await c.coordinator.sign(ecdsa.keyId, sha256(preimage), { signers: [1, 3] });
+    assert.ok(opensslVerify('ecdsa-secp256k1', s1.signingPublicKey, preimage, s1.signature));
+    assert.equal(s1.publicKey, ecdsa.publicKey);
+    const msg = new TextEncoder().encode('restored');
+    const s2 = await c.coordinator.sign(ed.keyId, msg, { signers: [2, 3] });
+    assert.ok(opensslVerify('eddsa-ed25519', s2.signingPublicKey, msg, s2.signature));
   });
 });
 

@@ -16,7 +16,7 @@ import { createBus, natsOptionsOf, plaintextNatsWarning } from '../src/bus/index
 import { loadConfig } from '../src/config.ts';
 import { CustosError } from '../src/errors.ts';
 import { type InProcessCluster, startInProcessCluster } from '../src/mpc/local.ts';
-import { spawnCli, waitExit } from './helpers/cli.ts';
+import { runCliAsync, waitExit } from './helpers/cli.ts';
 
 const NATS_SERVER = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find(
   (p) => existsSync(p),
@@ -83,21 +83,6 @@ function makeLeaf(dir: string, ca: string, name: string, ext: string): void {
     ].concat(['-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]),
     dir,
   );
-}
-
-/** The CLI as a child without blocking this process (whose in-process MPC nodes must keep answering). */
-async function runCliAsync(args: string[], env: Record<string, string>) {
-  const p = spawnCli(args, env);
-  let stdout = '';
-  let stderr = '';
-  p.stdout!.on('data', (d) => {
-    stdout += String(d);
-  });
-  p.stderr!.on('data', (d) => {
-    stderr += String(d);
-  });
-  const { code } = await waitExit(p, 60_000);
-  return { code, stdout, stderr };
 }
 
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest());

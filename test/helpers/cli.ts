@@ -52,3 +52,25 @@ export function waitExit(
     });
   });
 }
+
+/**
+ * `runCli` without blocking this process: for tests whose in-process MPC nodes, servers or timers
+ * must keep running while the child works.
+ */
+export async function runCliAsync(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = spawnCli(args, env);
+  let stdout = '';
+  let stderr = '';
+  p.stdout!.on('data', (d) => {
+    stdout += String(d);
+  });
+  p.stderr!.on('data', (d) => {
+    stderr += String(d);
+  });
+  const { code } = await waitExit(p, timeoutMs);
+  return { code, stdout, stderr };
+}
