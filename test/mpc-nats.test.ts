@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createHash, createPublicKey, verify as osslVerify, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -303,6 +303,45 @@ describe('MPC nodes as processes over NATS', { skip }, () => {
       [true, true, true],
     );
     assert.equal(s.keys.length, 2);
+  });
+
+  test('SIGHUP makes a node process re-read the cluster file; a broken file changes nothing', async () => {
+    const np = nodes.get(1)!;
+    const reloaded = () => np.out.filter((l) => l.includes('"event":"cluster-reloaded"'));
+    np.proc.kill('SIGHUP');
+    const end = Date.now() + 5000;
+    while (reloaded().length === 0) {
+      if (Date.now() > end) assert.fail(`no reload: ${np.out.join('\n')}`);
+      await sleep(25);
+    }
+    assert.deepEqual(
+      { ...JSON.parse(reloaded()[0]!), node: undefined },
+      {
+        event: 'cluster-reloaded',
+        node: undefined,
+        added: [],
+        removed: [],
+        rekeyed: [],
+        controlPlane: false,
+      },
+    );
+    // A file that no longer parses: logged, not applied, the node keeps running and signing.
+    const text = readFileSync(cluster.path!, 'utf8');
+    writeFileSync(cluster.path!, '{ not json');
+    try {
+      np.proc.kill('SIGHUP');
+      const end2 = Date.now() + 5000;
+      while (!np.out.some((l) => l.includes('cluster file not reloaded'))) {
+        if (Date.now() > end2) assert.fail(`no error logged: ${np.out.join('\n')}`);
+        await sleep(25);
+      }
+    } finally {
+      writeFileSync(cluster.path!, text);
+    }
+    assert.equal(np.proc.exitCode, null);
+    const msg = randomBytes(40);
+    const b = await coord.sign(edKey, msg, { signers: [1, 2] });
+    assert.ok(verifyOpenSsl('eddsa-ed25519', b.signingPublicKey, msg, b.signature));
   });
 
   test('a cheating node process (corrupts its DKLs23 presign messages): abort naming it, key locked, no retry', async () => {

@@ -75,6 +75,7 @@ function opensslVerify(scheme: string, publicKeyHex: string, message: Uint8Array
   return osslVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, sig);
 }
 
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest());
 
 describe('encryption at rest', () => {
@@ -365,6 +366,83 @@ describe('node backup and restore through the CLI', () => {
     const msg = new TextEncoder().encode('restored');
     const s2 = await c.coordinator.sign(ed.keyId, msg, { signers: [2, 3] });
     assert.ok(opensslVerify('eddsa-ed25519', s2.signingPublicKey, msg, s2.signature));
+  });
+});
+
+describe('cluster file reload (peer key change without a restart)', () => {
+  let dir: string;
+  let c: InProcessCluster;
+  before(async () => {
+    dir = tmp('reload');
+    c = await cluster(dir, { nodeOptions: () => ({ channel: { bufferMs: 300 } }) });
+  });
+  after(async () => {
+    await c.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("node 3's keys change in the file: node 2 re-derives the pair keys at once; old keys are refused", async () => {
+    const key = await c.coordinator.createKey('eddsa-ed25519', 2, 3, { allowRawSigning: true });
+    const original = loadClusterFile(join(dir, 'cluster.json'));
+    const old3 = (
+      await loadNodeIdentity(join(dir, 'node-3'), 3, new SecretKeyring(nodeSecret(original, 3, {})))
+    ).identity;
+    const new3 = NodeIdentity.generate(3);
+    const edited = {
+      ...original,
+      nodes: original.nodes.map((n) =>
+        n.id === 3 ? { ...n, publicKey: hex(new3.publicKey), dhPublicKey: hex(new3.dhPublicKey) } : n,
+      ),
+    };
+    const n2 = c.nodes.get(2)!;
+    assert.deepEqual(n2.reloadCluster(edited), { added: [], removed: [], rekeyed: [3], controlPlane: false });
+    const node2 = {
+      id: 2,
+      publicKey: Buffer.from(original.nodes[1]!.publicKey, 'hex'),
+      dhPublicKey: Buffer.from(original.nodes[1]!.dhPublicKey, 'hex'),
+    };
+    const spy = new MemoryBus({ hub: c.hub! });
+    const send = (who: NodeIdentity) => {
+      const sid = randomBytes(32).toString('hex');
+      return spy
+        .publish(
+          p2pSubject(2),
+          sealEnvelope(
+            who,
+            { protocol: 'frost/sign', sessionId: sid, round: 1, from: 3, to: 2, seq: 1 },
+            encodeBundle([{ broadcast: false, payload: new Uint8Array(8) }]),
+            derivePairKey(who, node2, 'send'),
+          ),
+        )
+        .then(() => sid);
+    };
+    const ev = () => n2.events.recent;
+    // The old identity no longer verifies; the new one passes signature and decryption (the session
+    // is unknown here, which is what node 2 then reports).
+    await send(old3);
+    await waitFor(() => ev().some((e) => e.kind === 'bad-signature' && e.peer === 3), 3000, 'bad-signature');
+    const sid = await send(new3);
+    await waitFor(
+      () => ev().some((e) => e.kind === 'unknown-session' && e.sessionId === sid),
+      4000,
+      'accepted',
+    );
+    assert.ok(!ev().some((e) => e.kind === 'decrypt-failed' && e.peer === 3));
+    await spy.close();
+
+    // A file that changes this node's own keys is refused and changes nothing.
+    const self = {
+      ...original,
+      nodes: original.nodes.map((n) => (n.id === 2 ? { ...n, publicKey: hex(new3.publicKey) } : n)),
+    };
+    assert.throws(() => n2.reloadCluster(self), isMpcError('CUSTOS_MPC_NODE_STATE'));
+    // Back to the real file: nodes 2 and 3 sign together again.
+    assert.deepEqual(n2.reloadCluster(original).rekeyed, [3]);
+    const msg = new TextEncoder().encode('reloaded');
+    const s = await c.coordinator.sign(key.keyId, msg, { signers: [2, 3] });
+    assert.ok(opensslVerify('eddsa-ed25519', s.signingPublicKey, msg, s.signature));
+    new3.destroy();
+    old3.destroy();
   });
 });
 

@@ -165,6 +165,16 @@ export function registerMpcNodeCommands(program: Command): void {
         };
         process.once('SIGTERM', () => void stop());
         process.once('SIGINT', () => void stop());
+        // SIGHUP re-reads the cluster file: new or removed peers, a peer's new keys, a rotated
+        // control-plane key. A bad file changes nothing and is logged.
+        process.on('SIGHUP', () => {
+          try {
+            const changes = n.reloadCluster(loadClusterFile(cluster.path!));
+            process.stdout.write(`${JSON.stringify({ event: 'cluster-reloaded', node: id, ...changes })}\n`);
+          } catch (e) {
+            logger.error({ err: e }, 'mpc node: cluster file not reloaded');
+          }
+        });
       })().catch((e) => fail(e, o.json === true)),
     );
 

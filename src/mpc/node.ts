@@ -130,7 +130,7 @@ function nodeError(code: CustosError['code'], message: string, extra: Partial<Ab
 export class MpcNode {
   readonly id: number;
   readonly events: SecurityEvents;
-  readonly #o: MpcNodeOptions;
+  #o: MpcNodeOptions;
   readonly #log: NodeLogger;
   readonly #store: ShareStore;
   readonly #channel: Channel;
@@ -138,7 +138,7 @@ export class MpcNode {
   readonly #requests = new Map<string, { hash: string; at: number; reply: Promise<NodeReply> }>();
   readonly #peerSeen = new Map<number, number>();
   readonly #authorizers: Authorizer[];
-  readonly #controlPlaneKey: Uint8Array;
+  #controlPlaneKey: Uint8Array;
   readonly #poolSize: number;
   readonly #presignConcurrency: number;
   readonly #heartbeatMs: number;
@@ -182,6 +182,56 @@ export class MpcNode {
       ...(opts.testHooks?.outgoing ? { outgoingHook: opts.testHooks.outgoing } : {}),
     });
     this.#channel.onControl(PRESIGN_INIT, (b) => this.#onPresignInit(b));
+  }
+
+  /**
+   * Applies an edited cluster file without a restart (`custos mpc-node start` does it on SIGHUP):
+   * peers added or removed, a peer's new identity or X25519 key (its pair keys are re-derived at
+   * once; envelopes under the old keys fail from then on), a rotated control-plane key. This
+   * node's own entry and the subject namespace must stay the same; pool size, limits and timeouts
+   * take effect at the next restart.
+   */
+  reloadCluster(cluster: ClusterFile): {
+    added: number[];
+    removed: number[];
+    rekeyed: number[];
+    controlPlane: boolean;
+  } {
+    const me = cluster.nodes.find((n) => n.id === this.id);
+    if (
+      !me ||
+      me.publicKey !== hex(this.#o.identity.publicKey) ||
+      me.dhPublicKey !== hex(this.#o.identity.dhPublicKey)
+    ) {
+      throw new MpcError(
+        'CUSTOS_MPC_NODE_STATE',
+        `node ${this.id}: the new cluster file does not list this node with its own public keys; nothing was changed`,
+      );
+    }
+    if ((cluster.namespace ?? '') !== (this.#o.cluster.namespace ?? '')) {
+      throw new MpcError(
+        'CUSTOS_MPC_NODE_STATE',
+        `node ${this.id}: the cluster namespace cannot change without a restart`,
+      );
+    }
+    const before = new Map(this.#o.cluster.nodes.map((n) => [n.id, n]));
+    const after = new Map(cluster.nodes.map((n) => [n.id, n]));
+    const added = [...after.keys()].filter((id) => !before.has(id));
+    const removed = [...before.keys()].filter((id) => !after.has(id));
+    const rekeyed = [...after.values()]
+      .filter((n) => {
+        const b = before.get(n.id);
+        return b !== undefined && (b.publicKey !== n.publicKey || b.dhPublicKey !== n.dhPublicKey);
+      })
+      .map((n) => n.id);
+    const controlPlane = cluster.controlPlane.publicKey !== this.#o.cluster.controlPlane.publicKey;
+    this.#channel.setPeers(peersOf(cluster));
+    this.#controlPlaneKey = unhex(cluster.controlPlane.publicKey);
+    this.#o = { ...this.#o, cluster };
+    for (const id of [...removed, ...rekeyed]) this.#peerSeen.delete(id);
+    const changes = { added, removed, rekeyed, controlPlane };
+    this.#log.info({ node: this.id, ...changes }, 'mpc node: cluster file reloaded');
+    return changes;
   }
 
   /** Adds an authorizer to the chain (e.g. approval-signature checks). */
