@@ -34,7 +34,7 @@ describe('approvals: control-plane refusals and node-side verification', () => {
   before(async () => {
     h = await startCustodyHarness({ db: await openDatabase({}) });
     const { owner, admin, approver } = h.org.users;
-    const v = await h.call('POST', '/v1/vaults', admin.token, {
+    const v = await h.call('POST', '/v1/vaults', h.org.users.security_officer.token, {
       name: 'warm2',
       tier: 'warm',
       requiredApprovals: 2,

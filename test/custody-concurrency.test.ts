@@ -18,7 +18,10 @@ for (const backend of databaseBackends()) {
     before(async () => {
       h = await startCustodyHarness({ db: await backend.open() });
       const admin = h.org.users.admin;
-      const v = await h.call('POST', '/v1/vaults', admin.token, { name: 'ops', tier: 'warm' });
+      const v = await h.call('POST', '/v1/vaults', h.org.users.security_officer.token, {
+        name: 'ops',
+        tier: 'warm',
+      });
       assert.equal(v.status, 201, JSON.stringify(v.body));
       const w = await h.call('POST', '/v1/wallets', admin.token, { vaultId: v.body.id, network: 'test' });
       walletId = w.body.id;

@@ -25,12 +25,11 @@ describe('custody end to end on the test chain (PGlite, 3 in-process MPC nodes)'
 
   test('vault → wallet → address → deposit → withdrawal → approval → MPC signature → completed', async () => {
     const { org, call, chain } = h;
-    const admin = org.users.admin;
     const operator = org.users.operator;
     const approver = org.users.approver;
 
     // Vault (2-of-3, warm) with an owner-signed policy.
-    const v = await call('POST', '/v1/vaults', admin.token, {
+    const v = await call('POST', '/v1/vaults', org.users.security_officer.token, {
       name: 'treasury',
       tier: 'warm',
       threshold: 2,

@@ -59,7 +59,7 @@ const CUSTODY_CASES: Record<string, RouteCase<Fixtures>> = {
   },
   'GET /v1/vaults': { permission: 'vaults:read', url: () => '/v1/vaults' },
   'POST /v1/vaults': {
-    permission: 'vaults:write',
+    permission: 'keys:ceremony',
     url: () => '/v1/vaults',
     body: () => ({ name: `rbac-${randomUUID().slice(0, 6)}`, tier: 'hot', threshold: 2, parties: 3 }),
   },

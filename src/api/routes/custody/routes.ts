@@ -221,7 +221,8 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
     r.post(
       '/v1/vaults',
       {
-        config: { permission: 'vaults:write' },
+        // Creating a vault runs its key ceremony (DKG): security officers and owners only.
+        config: { permission: 'keys:ceremony' },
         schema: {
           tags: ['vaults'],
           summary: 'Create a vault: one threshold key per signing scheme (DKG on the MPC nodes)',
