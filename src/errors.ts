@@ -297,6 +297,10 @@ export const ERROR_CODES = {
     description:
       'A vault policy or approver endorsement is not signed by an active approver key of an owner.',
   },
+  CUSTOS_ASSET_NOT_ENDORSED: {
+    status: 409,
+    description: 'A registered token has no owner endorsement yet: MPC nodes will not sign transfers of it.',
+  },
   CUSTOS_VAULT_POLICY_UNSIGNED: {
     status: 409,
     description: 'The vault policy has no owner signature yet: MPC nodes will not sign for it.',

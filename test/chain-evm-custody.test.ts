@@ -33,7 +33,7 @@ import {
   TEST_TOKEN,
 } from '../src/chains/devnet/anvil.ts';
 import { ERC20_ABI } from '../src/chains/evm/transfer.ts';
-import type { ChainAdapter } from '../src/chains/types.ts';
+import type { ChainAdapter, UnsignedTransaction } from '../src/chains/types.ts';
 import { custodyChains, nodeChainDecoders } from '../src/custody/chains.ts';
 import { type Custody, createCustody } from '../src/custody/runtime.ts';
 import { ChainWatcher } from '../src/custody/watcher.ts';
@@ -43,9 +43,14 @@ import {
   signWithApproverKey,
 } from '../src/identity/approver-keys.ts';
 import { custodyApprovalAuthorizer, MemoryOwnerTrust } from '../src/mpc/authorizers/custody-approvals.ts';
-import { statementMessage } from '../src/mpc/authorizers/custody-evidence.ts';
+import {
+  type CustodyEvidence,
+  fromJsonSafe,
+  statementMessage,
+} from '../src/mpc/authorizers/custody-evidence.ts';
 import { type InProcessCluster, startInProcessCluster } from '../src/mpc/local.ts';
 import { type DatabaseHandle, openDatabase } from '../src/store/database.ts';
+import { TransactionRepository } from '../src/store/repositories/custody.ts';
 import {
   makeOrg,
   type SecurityApp,
@@ -73,6 +78,8 @@ let call: (
   headers?: Record<string, string>,
 ) => Promise<{ status: number; body: Json }>;
 let walletId: string;
+let ownerKeyRef: ReturnType<typeof generateApproverKey>;
+let nodeTrust: MemoryOwnerTrust;
 let ours: Hex;
 
 const pub = () => createPublicClient({ chain: anvilChain, transport: http(anvil.rpcUrl) });
@@ -126,6 +133,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'custos-evm-custody-'));
   const net = anvilNetwork(anvil);
   const trust = new MemoryOwnerTrust();
+  nodeTrust = trust;
   cluster = await startInProcessCluster({
     dir,
     kdf: { memoryCost: 1024, timeCost: 1 },
@@ -165,6 +173,7 @@ before(async () => {
   };
   // The owner's key: registered, trusted by the nodes, signs the vault policy below.
   const ownerKey = generateApproverKey();
+  ownerKeyRef = ownerKey;
   const reg = await call('POST', '/v1/approver-keys', {
     publicKey: ownerKey.publicKey,
     label: 'owner',
@@ -415,5 +424,176 @@ describe('custody on anvil through the REST API (PGlite, 2-of-3 MPC nodes)', () 
     assert.equal(rec.body.ledger.ok, true, JSON.stringify(rec.body));
     assert.deepEqual(rec.body.differences, [], JSON.stringify(rec.body.differences));
     t.diagnostic(`${N} withdrawals created → completed in ${(elapsed / 1000).toFixed(1)} s`);
+  });
+  test('a token registered at run time (POST /v1/assets) is scanned, credited and withdrawn like a configured one', async () => {
+    const USDX = {
+      symbol: 'USDX',
+      name: 'Registered Dollar',
+      decimals: 6,
+      address: '0x5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d' as Hex,
+    };
+    const contract = await deployTestToken(anvil, USDX);
+    // Unknown before registration: a withdrawal is refused, nothing is reserved.
+    const early = await call(
+      'POST',
+      '/v1/transactions',
+      { walletId, asset: 'USDX', destination: privateKeyToAddress(generatePrivateKey()), amount: '1' },
+      { 'idempotency-key': 'evm-usdx-early' },
+    );
+    assert.equal(early.status, 404, JSON.stringify(early.body));
+    const reg = await call('POST', '/v1/assets', {
+      network: 'anvil',
+      symbol: 'USDX',
+      decimals: 6,
+      contract: contract.toLowerCase(),
+    });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    assert.equal(reg.body.contract, contract, 'stored in EIP-55 form');
+    // The same contract under another name is refused.
+    const dup = await call('POST', '/v1/assets', { network: 'anvil', symbol: 'USDY', decimals: 6, contract });
+    assert.equal(dup.status, 409, JSON.stringify(dup.body));
+
+    // A deposit from an independent client: minted to the sender, transferred to our address.
+    const MINT = [
+      {
+        type: 'function',
+        name: 'mint',
+        stateMutability: 'nonpayable',
+        inputs: [
+          { name: 'to', type: 'address' },
+          { name: 'amount', type: 'uint256' },
+        ],
+        outputs: [{ name: '', type: 'bool' }],
+      },
+    ] as const;
+    const minter = createWalletClient({
+      account: anvil.accounts[0]!,
+      chain: anvilChain,
+      transport: http(anvil.rpcUrl),
+    });
+    await pub().waitForTransactionReceipt({
+      hash: await minter.writeContract({
+        address: contract,
+        abi: MINT,
+        functionName: 'mint',
+        args: [anvil.accounts[1]!, 10_000_000n],
+      }),
+    });
+    const dep = await sender().writeContract({
+      address: contract,
+      abi: ERC20_ABI,
+      functionName: 'transfer',
+      args: [ours, 7_000_000n],
+    });
+    await pub().waitForTransactionReceipt({ hash: dep });
+    await custody.tick();
+    await mine(1);
+    await custody.tick();
+    let b = await balances();
+    assert.equal(b['anvil:USDX']?.available, '7000000', JSON.stringify(b));
+    const deps = (await call('GET', '/v1/deposits')).body.deposits as {
+      txId: string;
+      status: string;
+      assetId?: string;
+    }[];
+    assert.equal(deps.filter((d) => d.txId === dep && d.status === 'credited').length, 1);
+
+    // Not endorsed by an owner yet: the withdrawal is refused up front, nothing reserved.
+    const to = privateKeyToAddress(generatePrivateKey());
+    const refused = await call(
+      'POST',
+      '/v1/transactions',
+      { walletId, asset: 'USDX', destination: to, amount: '1' },
+      { 'idempotency-key': 'evm-usdx-unendorsed' },
+    );
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'CUSTOS_ASSET_NOT_ENDORSED');
+    assert.equal((await balances())['anvil:USDX']?.reserved, '0');
+
+    // The owner signs the token's definition; the nodes verify it against the owner keys they trust.
+    const st = await call('GET', '/v1/assets/anvil:USDX/endorsement-statement');
+    assert.equal(st.status, 200, JSON.stringify(st.body));
+    assert.deepEqual(
+      {
+        network: st.body.network,
+        symbol: st.body.symbol,
+        decimals: st.body.decimals,
+        contract: st.body.contract,
+      },
+      { network: 'anvil', symbol: 'USDX', decimals: 6, contract },
+    );
+    const bad = await call('POST', '/v1/assets/anvil:USDX/endorsement', {
+      publicKey: ownerKeyRef.publicKey,
+      signature: signWithApproverKey(ownerKeyRef, statementMessage({ ...st.body, decimals: 18 })),
+    });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    const end = await call('POST', '/v1/assets/anvil:USDX/endorsement', {
+      publicKey: ownerKeyRef.publicKey,
+      signature: signWithApproverKey(ownerKeyRef, statementMessage(st.body)),
+    });
+    assert.equal(end.status, 200, JSON.stringify(end.body));
+    assert.equal(end.body.endorsed, true);
+
+    // Withdrawal: the EVM adapter builds an ERC-20 transfer to the registered contract; each node
+    // decodes it with its own adapter plus the endorsed token, signs, and the recipient is paid.
+    await withdraw('USDX', to, 2_500_000n, 'evm-usdx-1');
+    const bal = (a: Hex) =>
+      pub().readContract({ address: contract, abi: ERC20_ABI, functionName: 'balanceOf', args: [a] });
+    assert.equal(await bal(to), 2_500_000n);
+    b = await balances();
+    assert.equal(b['anvil:USDX']?.available, '4500000');
+    assert.equal(BigInt(b['anvil:USDX']!.available), await bal(ours));
+
+    // What the nodes check, on the very evidence the control plane sent for that withdrawal: the
+    // genuine one is allowed; without the endorsement, with a non-owner's, or with one for another
+    // contract, the node's own decoder does not know the token and refuses.
+    const done = (await call('GET', '/v1/transactions')).body.transactions.find(
+      (t: { asset: string; state: string }) => t.asset === 'USDX' && t.state === 'completed',
+    );
+    const row = (await new TransactionRepository(db.db).getById(done.id))!;
+    const unsigned = fromJsonSafe<UnsignedTransaction>(row.unsigned_tx);
+    const genuine = await custody.withdrawals.evidence(row, unsigned);
+    assert.ok(genuine.asset, 'evidence carries the endorsement');
+    const authorize = custodyApprovalAuthorizer({
+      trust: nodeTrust,
+      chains: nodeChainDecoders([anvilNetwork(anvil)]),
+    });
+    const ask = (authorization: CustodyEvidence) =>
+      authorize({
+        type: 'sign',
+        requestId: 'r',
+        sessionId: 's',
+        nodeId: 1,
+        keyId: genuine.policy.statement.keyIds[0]!,
+        message: unsigned.digests[0]!.digest,
+        derivationPath: (row.intent as { source: { path: string } }).source.path,
+        authorization: authorization as unknown as Record<string, unknown> & { kind: string },
+      });
+    assert.deepEqual(ask(genuine), { decision: 'allow', by: 'custody-approvals' });
+    const { asset: _dropped, ...withoutEndorsement } = genuine;
+    assert.match(String((ask(withoutEndorsement) as { reason: string }).reason), /does not decode/);
+    const cpKey = generateApproverKey();
+    const forged = {
+      ...genuine,
+      asset: {
+        ...genuine.asset,
+        signature: signWithApproverKey(cpKey, statementMessage(genuine.asset.statement)),
+        ownerPublicKey: cpKey.publicKey,
+      },
+    };
+    assert.match(
+      String((ask(forged) as { reason: string }).reason),
+      /not signed by an owner this node trusts/,
+    );
+    const otherContract = { ...genuine.asset.statement, contract: TEST_TOKEN.address };
+    const other = {
+      ...genuine,
+      asset: {
+        ...genuine.asset,
+        statement: otherContract,
+        signature: signWithApproverKey(ownerKeyRef, statementMessage(otherContract)),
+      },
+    };
+    assert.match(String((ask(other) as { reason: string }).reason), /not the intent asset/);
   });
 });

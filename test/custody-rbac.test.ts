@@ -57,6 +57,16 @@ const CUSTODY_CASES: Record<string, RouteCase<Fixtures>> = {
       contract: null,
     }),
   },
+  // A configured asset: past the permission check the answer is a domain refusal (409).
+  'GET /v1/assets/:assetId/endorsement-statement': {
+    permission: 'wallets:read',
+    url: () => '/v1/assets/test:TST/endorsement-statement',
+  },
+  'POST /v1/assets/:assetId/endorsement': {
+    permission: 'vaults:write',
+    url: () => '/v1/assets/test:TST/endorsement',
+    body: (f) => f.policySignature,
+  },
   'GET /v1/vaults': { permission: 'vaults:read', url: () => '/v1/vaults' },
   'POST /v1/vaults': {
     permission: 'keys:ceremony',

@@ -283,6 +283,12 @@ export interface ChainAdapter {
   /** Format and checksum check; returns the canonical form. Never touches the network. */
   validateAddress(address: string): AddressValidation;
   asset(symbol: string): Asset;
+  /**
+   * Adds a token registered at run time (`POST /v1/assets`): from then on it can be sent, scanned
+   * for and decoded like a configured one. Idempotent; refuses a symbol or contract already used
+   * differently. `contract` must be valid for this network (`validateAddress`).
+   */
+  registerToken(token: { symbol: string; decimals: number; contract: string }): Asset;
 
   estimateFee(request: TransferRequest): Promise<FeeEstimate>;
   /** Builds the transaction and its digests; on EVM this reserves the nonce (see NonceStore). */

@@ -1,5 +1,6 @@
 // Small helpers shared by the chain families.
-import type { BlockRef, ScanCursor } from './types.ts';
+import { ChainError } from '../errors.ts';
+import type { Asset, BlockRef, NetworkId, ScanCursor } from './types.ts';
 
 /** Maps with at most `limit` calls in flight; results keep input order. */
 export async function mapLimit<T, R>(
@@ -67,4 +68,48 @@ export function rewindCursor(cursor: ScanCursor, fork: BlockRef): ScanCursor {
     blockHash: fork.hash,
     recent: cursor.recent.filter((b) => b.number < fork.number),
   };
+}
+
+/** A token registered at run time (`POST /v1/assets`), before the adapter has canonicalised it. */
+export interface TokenRegistration {
+  readonly symbol: string;
+  readonly decimals: number;
+  /** Canonical contract address (the adapter's `validateAddress` form). */
+  readonly contract: string;
+}
+
+/**
+ * Adds a run-time registered token to an adapter's mutable asset list. The same (symbol, contract,
+ * decimals) again returns the known asset; a symbol or contract already used differently (a
+ * configured token, the native coin, an earlier registration) is refused, so one contract never
+ * has two names and one name never points at two contracts.
+ */
+export function registerTokenIn(assets: Asset[], network: NetworkId, token: TokenRegistration): Asset {
+  const same = assets.find((a) => a.symbol === token.symbol);
+  if (same) {
+    if (same.kind === 'token' && same.contract === token.contract && same.decimals === token.decimals)
+      return same;
+    throw new ChainError(
+      'CUSTOS_CHAIN_UNSUPPORTED',
+      `${network}: asset ${token.symbol} is already defined with another contract or decimals`,
+    );
+  }
+  if (assets.some((a) => a.contract === token.contract)) {
+    throw new ChainError(
+      'CUSTOS_CHAIN_UNSUPPORTED',
+      `${network}: contract ${token.contract} is already registered`,
+    );
+  }
+  if (!Number.isInteger(token.decimals) || token.decimals < 0 || token.decimals > 36) {
+    throw new ChainError('CUSTOS_CHAIN_UNSUPPORTED', `${network}: token decimals must be 0..36`);
+  }
+  const asset: Asset = {
+    network,
+    symbol: token.symbol,
+    decimals: token.decimals,
+    kind: 'token',
+    contract: token.contract,
+  };
+  assets.push(asset);
+  return asset;
 }

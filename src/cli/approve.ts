@@ -2,6 +2,7 @@
 //   custos approve <txId> --key FILE [--reject]        approve (or reject) a withdrawal's intentHash
 //   custos approve --vault-policy <vaultId> --key FILE  owner: sign a vault's policy statement
 //   custos approve --endorse <approverKeyId> --key FILE owner: endorse an approver key
+//   custos approve --asset <assetId> --key FILE        owner: endorse a registered token's definition
 //   custos approve --trust-owner --org ORG --key FILE   node operator (dev): make the local MPC
 //                                                       nodes trust this owner key for ORG
 // The API is --api URL (default: the running `custos dev`), the credential --token.
@@ -20,6 +21,7 @@ interface ApproveOptions {
   reject?: boolean;
   vaultPolicy?: string;
   endorse?: string;
+  asset?: string;
   trustOwner?: boolean;
   org?: string;
   api?: string;
@@ -36,6 +38,7 @@ export function registerApproveCommands(program: Command): void {
     .option('--reject', 'reject instead of approve')
     .option('--vault-policy <vaultId>', 'owner: sign this vault’s policy')
     .option('--endorse <approverKeyId>', 'owner: endorse this approver key')
+    .option('--asset <assetId>', 'owner: endorse this registered token (network:SYMBOL) for signing')
     .option('--trust-owner', 'dev node operator: trust this key as an owner key of --org on the local nodes')
     .option('--org <orgId>', 'organisation (with --trust-owner)')
     .option('--api <url>', 'API base URL (default: the running custos dev)')
@@ -94,8 +97,26 @@ export function registerApproveCommands(program: Command): void {
         const r = await call('POST', `${path}/endorsement`, { publicKey: key.publicKey, signature });
         return out(o, { approverKeyId: r['approverKeyId'], endorsed: true });
       }
+      if (o.asset) {
+        const path = `/v1/assets/${encodeURIComponent(o.asset)}`;
+        const statement = await call('GET', `${path}/endorsement-statement`);
+        const signature = signWithApproverKey(key, statementMessage(statement as never));
+        const r = await call('POST', `${path}/endorsement`, { publicKey: key.publicKey, signature });
+        // What was signed, so the owner sees the contract it vouched for.
+        return out(o, {
+          assetId: r['id'],
+          endorsed: r['endorsed'],
+          network: statement['network'],
+          symbol: statement['symbol'],
+          decimals: statement['decimals'],
+          contract: statement['contract'],
+        });
+      }
       if (!txId)
-        throw new ConfigError('CUSTOS_VALIDATION', 'give a transaction id (or --vault-policy / --endorse)');
+        throw new ConfigError(
+          'CUSTOS_VALIDATION',
+          'give a transaction id (or --vault-policy / --endorse / --asset)',
+        );
       const tx = await call('GET', `/v1/transactions/${encodeURIComponent(txId)}`);
       const hash = String(tx['intentHash']);
       const decision = o.reject ? 'reject' : 'approve';

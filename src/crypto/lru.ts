@@ -31,6 +31,9 @@ export class Lru<K, V> {
     }
     return v;
   }
+  delete(key: K): void {
+    this.#map.delete(key);
+  }
   clear(): void {
     this.#map.clear();
   }

@@ -58,11 +58,38 @@ export function custodyChains(p: CustodyChainsParameters): ChainAdapter[] {
 export function nodeChainDecoders(
   networks: readonly NetworkInput[],
   testChains: readonly ChainAdapter[] = [],
-): (network: string) => Pick<ChainAdapter, 'explainTransaction'> | undefined {
+): NodeChainDecoders {
   const resolved: NetworkConfig[] = resolveNetworks(networks as NetworkInput[]);
+  const byId = new Map(resolved.map((n) => [n.id, n]));
+  const create = (n: NetworkConfig) =>
+    n.family === 'evm' ? createEvmAdapter({ network: n }) : createTronAdapter({ network: n });
   const m = new Map<string, Pick<ChainAdapter, 'explainTransaction'>>(testChains.map((c) => [c.network, c]));
-  for (const n of resolved) {
-    m.set(n.id, n.family === 'evm' ? createEvmAdapter({ network: n }) : createTronAdapter({ network: n }));
-  }
-  return (network) => m.get(network);
+  for (const n of resolved) m.set(n.id, create(n));
+  // One decoder per endorsed token (its own adapter instance: an endorsement of one organisation
+  // never changes how another request decodes). Bounded: decoders are cheap to rebuild.
+  const withToken = new Map<string, Pick<ChainAdapter, 'explainTransaction'>>();
+  return (network, token) => {
+    if (!token) return m.get(network);
+    const n = byId.get(network);
+    if (!n) return undefined; // test chains: configured tokens only
+    const k = `${network}\0${token.symbol}\0${token.decimals}\0${token.contract}`;
+    let d = withToken.get(k);
+    if (!d) {
+      const a = create(n);
+      a.registerToken(token); // throws on a clash with the node's own configuration
+      if (withToken.size >= 256) withToken.clear();
+      withToken.set(k, a);
+      d = a;
+    }
+    return d;
+  };
 }
+
+/**
+ * A node's own transaction decoders per network; with `token`, one that also knows an owner-endorsed
+ * registered token (throws if it clashes with a configured asset).
+ */
+export type NodeChainDecoders = (
+  network: string,
+  token?: { symbol: string; decimals: number; contract: string },
+) => Pick<ChainAdapter, 'explainTransaction'> | undefined;

@@ -5,13 +5,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { AuditLog } from '../audit/log.ts';
-import type { ChainAdapter } from '../chains/types.ts';
+import type { Asset, ChainAdapter } from '../chains/types.ts';
 import { Lru } from '../crypto/lru.ts';
 import type { PublicKeyInfo, SchemeName } from '../crypto/threshold.ts';
 import { CustodyError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Principal, RequestContext } from '../identity/principal.ts';
 import type { Logger } from '../log/logger.ts';
 import {
+  type AssetEndorsementStatement,
+  type CustodyEvidence,
   type EndorsementStatement,
   statementMessage,
   type VaultPolicyStatement,
@@ -57,6 +59,10 @@ export interface AssetView {
   decimals: number;
   kind: string;
   contract: string | null;
+  /** Registered by the organisation (POST /v1/assets), not configured on the nodes. */
+  registered: boolean;
+  /** A registered token an owner has endorsed: the MPC nodes sign transfers of it. */
+  endorsed: boolean;
 }
 
 export interface VaultKeyView {
@@ -119,6 +125,8 @@ export function assetView(a: AssetRow): AssetView {
     decimals: a.decimals,
     kind: a.kind,
     contract: a.contract,
+    registered: a.org_id !== null,
+    endorsed: a.org_id !== null && a.endorsement_signature !== null,
   };
 }
 function keyView(k: VaultKeyRow): VaultKeyView {
@@ -230,6 +238,7 @@ export class CustodyService {
         });
       }
     }
+    await this.syncRegisteredTokens();
     const reg = this.deps.coordinator.registry;
     for (const k of await new VaultRepository(this.db).allKeys()) {
       if (reg.get(k.key_id)) continue;
@@ -249,6 +258,47 @@ export class CustodyService {
   }
 
   // ---------- assets ----------
+
+  readonly #tokenWarnings = new Set<string>();
+
+  /**
+   * Registers the tokens organisations added with `POST /v1/assets` with their networks' adapters,
+   * so they can be withdrawn, scanned for and decoded; idempotent and cheap (one query), called at
+   * start, by every watcher tick (a watcher process sees tokens another process registered) and
+   * lazily by withdrawals. Returns the owner organisation per registered symbol of `network`.
+   */
+  async syncRegisteredTokens(network?: string): Promise<Map<string, string>> {
+    let q = this.db
+      .selectFrom('assets')
+      .selectAll()
+      .where('org_id', 'is not', null)
+      .where('kind', '=', 'token');
+    if (network) q = q.where('network', '=', network);
+    const owners = new Map<string, string>();
+    for (const a of await q.execute()) {
+      const c = this.deps.chains.get(a.network);
+      if (!c || a.contract === null) continue;
+      if (a.network === network) owners.set(a.symbol, a.org_id!);
+      try {
+        c.registerToken({ symbol: a.symbol, decimals: a.decimals, contract: a.contract });
+      } catch (e) {
+        if (!this.#tokenWarnings.has(a.id)) {
+          this.#tokenWarnings.add(a.id);
+          this.deps.logger.warn({ asset: a.id, err: e }, 'registered token not usable on its network');
+        }
+      }
+    }
+    return owners;
+  }
+
+  /** The adapter's asset for a registry row; a token another replica registered is added on first use. */
+  chainAsset(row: Pick<AssetRow, 'network' | 'symbol' | 'decimals' | 'kind' | 'contract'>): Asset {
+    const c = this.chain(row.network);
+    const known = c.assets.find((a) => a.symbol === row.symbol);
+    if (known) return known;
+    if (row.kind !== 'token' || row.contract === null) return c.asset(row.symbol); // throws: unknown
+    return c.registerToken({ symbol: row.symbol, decimals: row.decimals, contract: row.contract });
+  }
 
   async listAssets(p: Principal, network?: string): Promise<AssetView[]> {
     return (await new AssetRepository(this.db).list(p.orgId, network)).map(assetView);
@@ -272,13 +322,22 @@ export class CustodyService {
     input: { network: string; symbol: string; decimals: number; contract: string | null },
   ): Promise<AssetView> {
     const chain = this.chain(input.network);
+    await this.syncRegisteredTokens(input.network); // contracts other replicas registered
     let contract = input.contract;
     if (contract !== null) {
       const v = chain.validateAddress(contract);
       if (!v.valid) throw new ValidationError('CUSTOS_CHAIN_INVALID_ADDRESS', `contract: ${v.reason}`);
       contract = v.address!;
+      // One contract, one asset: refused before anything is written (the message names no owner).
+      const taken = contract;
+      if (chain.assets.some((a) => a.contract === taken)) {
+        throw new CustodyError(
+          'CUSTOS_CONFLICT',
+          `contract ${taken} is already an asset on ${input.network}`,
+        );
+      }
     }
-    return this.write(async (trx) => {
+    const view = await this.write(async (trx) => {
       const repo = new AssetRepository(trx);
       const id = assetId(input.network, input.symbol);
       const created = await repo.insertIfMissing({
@@ -304,6 +363,9 @@ export class CustodyService {
       });
       return assetView((await repo.get(id))!);
     });
+    // Usable at once on this replica (others pick it up through syncRegisteredTokens / chainAsset).
+    if (contract !== null) chain.registerToken({ symbol: input.symbol, decimals: input.decimals, contract });
+    return view;
   }
 
   // ---------- vaults and keys ----------
@@ -479,6 +541,77 @@ export class CustodyService {
       });
       return vaultView(row, await repo.keys(v.id));
     });
+  }
+
+  /** The statement an owner signs so the MPC nodes sign transfers of a registered token. */
+  async assetEndorsementStatement(orgId: string, id: string): Promise<AssetEndorsementStatement> {
+    const a = await this.asset(id, orgId);
+    if (a.org_id === null || a.kind !== 'token' || a.contract === null) {
+      throw new CustodyError(
+        'CUSTOS_CONFLICT',
+        `asset ${id} is configured on the nodes themselves; only registered tokens are endorsed`,
+      );
+    }
+    return {
+      v: 1,
+      kind: 'custody-asset-endorsement',
+      orgId,
+      network: a.network,
+      symbol: a.symbol,
+      decimals: a.decimals,
+      contract: a.contract,
+      issuedAt: a.created_at.toISOString(),
+    };
+  }
+
+  async endorseAsset(
+    p: Principal,
+    ctx: RequestContext,
+    id: string,
+    input: { publicKey: string; signature: string },
+  ): Promise<AssetView> {
+    const statement = await this.assetEndorsementStatement(p.orgId, id);
+    return this.write(async (trx) => {
+      const owner = await this.#ownerKey(trx, p.orgId, input.publicKey);
+      if (!verifyEd25519(input.publicKey, statementMessage(statement), input.signature)) {
+        throw new CustodyError(
+          'CUSTOS_GOVERNANCE_SIGNATURE_INVALID',
+          'signature does not verify over the asset endorsement',
+        );
+      }
+      await trx
+        .updateTable('assets')
+        .set({ endorsement_signature: input.signature, endorsement_owner_key: input.publicKey })
+        .where('id', '=', id)
+        .execute();
+      this.#assets.delete(id);
+      await this.deps.audit.append(trx, {
+        orgId: p.orgId,
+        actor: p.actor,
+        action: 'asset.endorse',
+        target: { type: 'asset', id },
+        requestId: ctx.requestId,
+        details: { ownerUserId: owner.userId, ownerKeyId: owner.keyId, contract: statement.contract },
+      });
+      return assetView((await new AssetRepository(trx).get(id))!);
+    });
+  }
+
+  /** The owner-signed definition of a registered token, for the nodes; undefined for configured assets. */
+  async assetEndorsement(network: string, symbol: string): Promise<CustodyEvidence['asset']> {
+    const a = await new AssetRepository(this.db).get(assetId(network, symbol));
+    if (!a || a.org_id === null) return undefined;
+    if (!a.endorsement_signature || !a.endorsement_owner_key) {
+      throw new CustodyError(
+        'CUSTOS_ASSET_NOT_ENDORSED',
+        `asset ${a.id} has no owner endorsement: the MPC nodes sign transfers of a registered token only after an owner signs its definition (POST /v1/assets/${a.id}/endorsement)`,
+      );
+    }
+    return {
+      statement: await this.assetEndorsementStatement(a.org_id, a.id),
+      signature: a.endorsement_signature,
+      ownerPublicKey: a.endorsement_owner_key,
+    };
   }
 
   /** The statement an owner signs to endorse an approver key. */

@@ -30,6 +30,7 @@ import type {
   TxStatus,
   UnsignedTransaction,
 } from '../chains/types.ts';
+import { registerTokenIn } from '../chains/util.ts';
 import { ChainError } from '../errors.ts';
 
 export type TestChainScheme = 'ecdsa-secp256k1' | 'eddsa-ed25519';
@@ -96,7 +97,10 @@ export function testChainAssets(network = 'test'): Asset[] {
 export class TestChain implements ChainAdapter {
   readonly network: string;
   readonly family = 'test' as const;
-  readonly assets: readonly Asset[];
+  get assets(): readonly Asset[] {
+    return this.#assets;
+  }
+  readonly #assets: Asset[];
   readonly confirmations: number;
   readonly signingScheme: TestChainScheme;
   readonly fee: bigint;
@@ -115,7 +119,7 @@ export class TestChain implements ChainAdapter {
     this.confirmations = opts.confirmations ?? 2;
     this.fee = opts.fee ?? 1000n;
     this.#maxScan = opts.maxScanBlocks ?? 1000;
-    this.assets = testChainAssets(this.network);
+    this.#assets = testChainAssets(this.network);
     this.#blocks.push({
       number: 0n,
       hash: hex(sha256('custos/test-chain/genesis', this.network)),
@@ -155,6 +159,16 @@ export class TestChain implements ChainAdapter {
     const a = this.assets.find((x) => x.symbol === symbol);
     if (!a) throw new ChainError('CUSTOS_CHAIN_UNSUPPORTED', `${this.network}: no asset ${symbol}`);
     return a;
+  }
+
+  registerToken(token: { symbol: string; decimals: number; contract: string }): Asset {
+    const v = this.validateAddress(token.contract);
+    if (!v.valid)
+      throw new ChainError(
+        'CUSTOS_CHAIN_INVALID_ADDRESS',
+        `${this.network}: token ${token.symbol}: ${v.reason}`,
+      );
+    return registerTokenIn(this.#assets, this.network, { ...token, contract: v.address! });
   }
 
   #checkKey(publicKey: Uint8Array): void {

@@ -111,7 +111,9 @@ export class ChainWatcher {
     if (!(await this.lease.acquire())) return { ...out, leased: false };
     out.leased = true;
 
-    // 1. Deposits.
+    // 1. Deposits. Tokens registered at run time (POST /v1/assets, maybe by another process) are
+    // scanned too, and credited only to addresses of the organisation that registered them.
+    const tokenOwners = await this.custody.syncRegisteredTokens(network);
     const addresses = await new WalletRepository(db).addressesOnNetwork(network);
     const byAddress = new Map(addresses.map((a) => [a.address, a]));
     const stored = await new CursorRepository(db).get(network);
@@ -135,6 +137,8 @@ export class ChainWatcher {
     for (const d of scan.deposits) {
       const a = byAddress.get(d.to);
       if (!a) continue;
+      const owner = tokenOwners.get(d.asset.symbol);
+      if (owner !== undefined && owner !== a.org_id) continue;
       const aid = assetId(network, d.asset.symbol);
       const row = await this.custody.write(async (trx) => {
         const inserted = await new DepositRepository(trx).insertIfNew({

@@ -168,7 +168,13 @@ export class WithdrawalService {
     const w = await this.custody.walletRow(p, input.walletId);
     const chain = this.custody.chain(w.network);
     const asset = await this.custody.asset(assetId(w.network, input.asset), p.orgId);
-    const chainAsset = chain.asset(asset.symbol);
+    if (asset.org_id !== null && !asset.endorsement_signature) {
+      throw new CustodyError(
+        'CUSTOS_ASSET_NOT_ENDORSED',
+        `asset ${asset.id} has no owner endorsement yet: the MPC nodes would not sign (POST /v1/assets/${asset.id}/endorsement)`,
+      );
+    }
+    const chainAsset = this.custody.chainAsset(asset);
     const dest = chain.validateAddress(input.destination);
     if (!dest.valid) {
       throw new ValidationError('CUSTOS_CHAIN_INVALID_ADDRESS', `destination: ${dest.reason}`, {
@@ -365,6 +371,24 @@ export class WithdrawalService {
   }
 
   /** Moves a locked transaction to `to`, audits it, and settles the ledger for terminal states. */
+  /** The adapter asset of an approved intent: same symbol and the very contract the intent names. */
+  #intentAsset(network: string, intent: Intent) {
+    const a = this.custody.chainAsset({
+      network,
+      symbol: intent.asset.symbol,
+      decimals: intent.asset.decimals,
+      kind: intent.asset.contract === null ? 'native' : 'token',
+      contract: intent.asset.contract,
+    });
+    if (a.contract !== intent.asset.contract || a.decimals !== intent.asset.decimals) {
+      throw new CustodyError(
+        'CUSTOS_CONFLICT',
+        `asset ${intent.asset.symbol} on ${network} differs from the approved intent`,
+      );
+    }
+    return a;
+  }
+
   async #transition(
     trx: Transaction<Database>,
     tx: TransactionRow,
@@ -739,7 +763,7 @@ export class WithdrawalService {
           chain.buildTransfer({
             from: intent.source.address,
             to: intent.destination,
-            asset: chain.asset(intent.asset.symbol),
+            asset: this.#intentAsset(chain.network, intent),
             amount: BigInt(intent.amount),
             fee: { speed: intent.feePolicy.speed },
             ...(intent.memo ? { memo: intent.memo } : {}),
@@ -857,11 +881,14 @@ export class WithdrawalService {
         },
       });
     }
+    const intent = tx.intent as unknown as Intent;
+    const asset = await this.custody.assetEndorsement(tx.network, intent.asset.symbol);
     return {
       kind: CUSTODY_EVIDENCE_KIND,
-      intent: tx.intent as unknown as Intent,
+      intent,
       intentHash: tx.intent_hash,
       unsignedTx: toJsonSafe(unsigned),
+      ...(asset ? { asset } : {}),
       policy: {
         statement: vault.policy as unknown as VaultPolicyStatement,
         signature: vault.policy_signature,

@@ -153,6 +153,9 @@ export interface AssetTable {
   org_id: ColumnType<string | null, string | null | undefined, string | null>;
   created_by: string | null;
   created_at: Generated<Date>;
+  /** Owner's Ed25519 signature over the asset endorsement statement (registered tokens). */
+  endorsement_signature: ColumnType<string | null, string | null | undefined, string | null>;
+  endorsement_owner_key: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface VaultTable {

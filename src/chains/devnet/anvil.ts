@@ -155,7 +155,10 @@ async function startOnce(p: StartAnvilParameters, port: number): Promise<Anvil> 
 }
 
 /** Installs the test ERC-20 (see erc20-bytecode.ts) at TEST_TOKEN.address. */
-export async function deployTestToken(anvil: Anvil, token = TEST_TOKEN): Promise<Hex> {
+export async function deployTestToken(
+  anvil: Anvil,
+  token: { name: string; symbol: string; decimals: number; address: Hex } = TEST_TOKEN,
+): Promise<Hex> {
   const code = testTokenRuntime({ name: token.name, symbol: token.symbol, decimals: token.decimals });
   await anvil.rpc('anvil_setCode', [token.address, `0x${Buffer.from(code).toString('hex')}`]);
   return getAddress(token.address);

@@ -35,7 +35,7 @@ import type {
   TxStatus,
   UnsignedTransaction,
 } from '../types.ts';
-import { advanceCursor, findForkPoint, mapLimit, rewindCursor, sleep } from '../util.ts';
+import { advanceCursor, findForkPoint, mapLimit, registerTokenIn, rewindCursor, sleep } from '../util.ts';
 import { evmAddressFromPublicKey, requireEvmAddress, validateEvmAddress } from './address.ts';
 import { MemoryNonceStore, type NonceStore } from './nonce.ts';
 import {
@@ -82,13 +82,17 @@ export function createEvmAdapter(opts: EvmAdapterOptions): EvmAdapter {
 export class EvmAdapter implements ChainAdapter {
   readonly network: string;
   readonly family = 'evm' as const;
-  readonly assets: readonly Asset[];
+  /** The native coin first, then configured and registered tokens. */
+  get assets(): readonly Asset[] {
+    return this.#assets;
+  }
+  readonly #assets: Asset[];
   readonly confirmations: number;
   readonly config: EvmNetworkConfig;
   readonly client: PublicClient;
   readonly nonces: NonceStore;
   readonly #native: Asset;
-  readonly #tokens: readonly Asset[];
+  readonly #tokens: Asset[];
   #chainIdChecked: Promise<void> | null = null;
 
   constructor(opts: EvmAdapterOptions) {
@@ -120,7 +124,21 @@ export class EvmAdapter implements ChainAdapter {
       kind: 'token' as const,
       contract: getAddress(t.contract),
     }));
-    this.assets = [this.#native, ...this.#tokens];
+    this.#assets = [this.#native, ...this.#tokens];
+  }
+
+  registerToken(token: { symbol: string; decimals: number; contract: string }): Asset {
+    const v = validateEvmAddress(token.contract);
+    if (!v.valid) {
+      throw new ChainError(
+        'CUSTOS_CHAIN_INVALID_ADDRESS',
+        `${this.network}: token ${token.symbol}: ${v.reason}`,
+      );
+    }
+    const known = this.#assets.length;
+    const a = registerTokenIn(this.#assets, this.network, { ...token, contract: v.address! });
+    if (this.#assets.length > known) this.#tokens.push(a);
+    return a;
   }
 
   // --- addresses -------------------------------------------------------------------------------

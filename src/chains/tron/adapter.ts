@@ -24,7 +24,7 @@ import type {
   TxStatus,
   UnsignedTransaction,
 } from '../types.ts';
-import { advanceCursor, findForkPoint, mapLimit, rewindCursor } from '../util.ts';
+import { advanceCursor, findForkPoint, mapLimit, registerTokenIn, rewindCursor } from '../util.ts';
 import {
   tronAddressBytes,
   tronAddressFromBytes,
@@ -69,12 +69,16 @@ export function createTronAdapter(opts: TronAdapterOptions): TronAdapter {
 export class TronAdapter implements ChainAdapter {
   readonly network: string;
   readonly family = 'tron' as const;
-  readonly assets: readonly Asset[];
+  /** The native coin first, then configured and registered tokens. */
+  get assets(): readonly Asset[] {
+    return this.#assets;
+  }
+  readonly #assets: Asset[];
   readonly confirmations: number;
   readonly config: TronNetworkConfig;
   readonly client: TronHttpClient;
   readonly #native: Asset;
-  readonly #tokens: readonly Asset[];
+  readonly #tokens: Asset[];
   readonly #now: () => number;
 
   constructor(opts: TronAdapterOptions) {
@@ -106,7 +110,20 @@ export class TronAdapter implements ChainAdapter {
         contract: v.address!,
       };
     });
-    this.assets = [this.#native, ...this.#tokens];
+    this.#assets = [this.#native, ...this.#tokens];
+  }
+
+  registerToken(token: { symbol: string; decimals: number; contract: string }): Asset {
+    const v = validateTronAddress(token.contract);
+    if (!v.valid)
+      throw new ChainError(
+        'CUSTOS_CHAIN_INVALID_ADDRESS',
+        `${this.network}: token ${token.symbol}: ${v.reason}`,
+      );
+    const known = this.#assets.length;
+    const a = registerTokenIn(this.#assets, this.network, { ...token, contract: v.address! });
+    if (this.#assets.length > known) this.#tokens.push(a);
+    return a;
   }
 
   deriveAddress(publicKey: Uint8Array): string {

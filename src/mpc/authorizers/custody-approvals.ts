@@ -62,7 +62,10 @@ export class FileOwnerTrust implements OwnerTrust {
 export interface CustodyAuthorizerOptions {
   trust: OwnerTrust;
   /** This node's own decoder for a network (explainTransaction is local, no RPC). */
-  chains: (network: string) => Pick<ChainAdapter, 'explainTransaction'> | undefined;
+  chains: (
+    network: string,
+    token?: { symbol: string; decimals: number; contract: string },
+  ) => Pick<ChainAdapter, 'explainTransaction'> | undefined;
   now?: () => number;
 }
 
@@ -97,8 +100,34 @@ export function custodyApprovalAuthorizer(opts: CustodyAuthorizerOptions): Autho
     }
     if (Date.parse(intent.expiresAt) <= now()) return deny('intent expired');
 
-    // 3. The transaction is the intent, and the digest is the transaction's.
-    const chain = opts.chains(intent.network);
+    // 3. The transaction is the intent, and the digest is the transaction's. A token the node was
+    // not configured with decodes only under an owner's endorsement of exactly the intent's asset.
+    let token: { symbol: string; decimals: number; contract: string } | undefined;
+    if (ev.asset) {
+      const a = ev.asset;
+      if (!owners.has(a.ownerPublicKey))
+        return deny('asset endorsement not signed by an owner this node trusts');
+      if (!verifyEd25519(a.ownerPublicKey, statementMessage(a.statement), a.signature)) {
+        return deny('asset endorsement signature is invalid');
+      }
+      const st = a.statement;
+      if (
+        st.orgId !== intent.orgId ||
+        st.network !== intent.network ||
+        st.symbol !== intent.asset.symbol ||
+        st.decimals !== intent.asset.decimals ||
+        st.contract !== intent.asset.contract
+      ) {
+        return deny('asset endorsement is not the intent asset');
+      }
+      token = { symbol: st.symbol, decimals: st.decimals, contract: st.contract };
+    }
+    let chain: Pick<ChainAdapter, 'explainTransaction'> | undefined;
+    try {
+      chain = opts.chains(intent.network, token);
+    } catch (e) {
+      return deny(`endorsed asset clashes with this node's configuration: ${(e as Error).message}`);
+    }
     if (!chain) return deny(`no decoder for network ${intent.network} on this node`);
     let tx: UnsignedTransaction;
     try {
@@ -109,6 +138,7 @@ export function custodyApprovalAuthorizer(opts: CustodyAuthorizerOptions): Autho
         s.to !== intent.destination ||
         s.from !== intent.source.address ||
         s.asset.symbol !== intent.asset.symbol ||
+        s.asset.contract !== intent.asset.contract ||
         s.amount !== BigInt(intent.amount) ||
         s.maxFee > BigInt(intent.feePolicy.maxFee)
       ) {

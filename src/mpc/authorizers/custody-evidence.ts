@@ -100,8 +100,28 @@ export const endorsementSchema = z
   .strict();
 export type EndorsementStatement = z.infer<typeof endorsementSchema>;
 
+/**
+ * An owner's definition of a token the organisation registered at run time: the nodes decode and
+ * sign transfers of a contract they were not configured with only under this statement.
+ */
+export const assetEndorsementSchema = z
+  .object({
+    v: z.literal(1),
+    kind: z.literal('custody-asset-endorsement'),
+    orgId: z.string(),
+    network: z.string(),
+    symbol: z.string(),
+    decimals: z.number().int().min(0).max(36),
+    contract: z.string().min(1).max(128),
+    issuedAt: z.string(),
+  })
+  .strict();
+export type AssetEndorsementStatement = z.infer<typeof assetEndorsementSchema>;
+
 /** Bytes an owner signs for a policy or an endorsement. */
-export function statementMessage(statement: VaultPolicyStatement | EndorsementStatement): Uint8Array {
+export function statementMessage(
+  statement: VaultPolicyStatement | EndorsementStatement | AssetEndorsementStatement,
+): Uint8Array {
   return new TextEncoder().encode(`custos/governance/v1\n${statement.kind}\n${canonicalJson(statement)}`);
 }
 
@@ -124,6 +144,8 @@ export const custodyEvidenceSchema = z.object({
       }),
     )
     .max(50),
+  /** Present when the intent's asset is a registered token (not in the nodes' configuration). */
+  asset: z.object({ statement: assetEndorsementSchema, signature: sig, ownerPublicKey: hex64 }).optional(),
 });
 export type CustodyEvidence = z.infer<typeof custodyEvidenceSchema>;
 

@@ -31,6 +31,8 @@ const assetSchema = z.object({
   decimals: z.number().int(),
   kind: z.string(),
   contract: z.string().nullable(),
+  registered: z.boolean().describe('registered by the organisation (POST /v1/assets), not configured'),
+  endorsed: z.boolean().describe('a registered token an owner endorsed: the MPC nodes sign its transfers'),
 });
 const keySchema = z.object({
   keyId: z.string(),
@@ -202,6 +204,39 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
       },
       async (req, reply) =>
         reply.status(201).send(await svc.createAsset(principalOf(req), requestContext(req), req.body)),
+    );
+
+    r.get(
+      '/v1/assets/:assetId/endorsement-statement',
+      {
+        config: { permission: 'wallets:read' },
+        schema: {
+          tags: ['assets'],
+          summary: 'The statement an owner signs so the MPC nodes sign transfers of a registered token',
+          security,
+          params: z.object({ assetId: z.string().min(1).max(100) }),
+          response: { 200: z.record(z.string(), z.unknown()), ...errors },
+        },
+      },
+      async (req) => ({
+        ...(await svc.assetEndorsementStatement(principalOf(req).orgId, req.params.assetId)),
+      }),
+    );
+    r.post(
+      '/v1/assets/:assetId/endorsement',
+      {
+        config: { permission: 'vaults:write' },
+        schema: {
+          tags: ['assets'],
+          summary: 'Attach an owner’s signature over a registered token’s definition (what MPC nodes trust)',
+          security,
+          params: z.object({ assetId: z.string().min(1).max(100) }),
+          body: signedStatementBody,
+          response: { 200: assetSchema, ...errors },
+        },
+      },
+      async (req) =>
+        svc.endorseAsset(principalOf(req), requestContext(req), req.params.assetId, lower(req.body)),
     );
 
     // ---- vaults ----
