@@ -596,4 +596,50 @@ describe('custody on anvil through the REST API (PGlite, 2-of-3 MPC nodes)', () 
     };
     assert.match(String((ask(other) as { reason: string }).reason), /not the intent asset/);
   });
+  test('reorg of a confirming withdrawal: back to broadcast (audited), rebroadcast, mined again, completed once', async () => {
+    const to = privateKeyToAddress(generatePrivateKey());
+    const snap = await anvil.rpc<string>('evm_snapshot');
+    const t = await call(
+      'POST',
+      '/v1/transactions',
+      { walletId, asset: 'ETH', destination: to, amount: '12345' },
+      { 'idempotency-key': 'evm-reorg-wd' },
+    );
+    assert.equal(t.status, 201, JSON.stringify(t.body));
+    await custody.withdrawals.idle();
+    await custody.tick();
+    const get = async () => (await call('GET', `/v1/transactions/${t.body.id}`)).body;
+    const first = await get();
+    assert.equal(first.state, 'confirming', JSON.stringify(first));
+    // The block holding it disappears (and anvil forgets the transaction).
+    await anvil.rpc('evm_revert', [snap]);
+    assert.equal(await pub().getBalance({ address: to }), 0n);
+    await custody.tick();
+    const back = await get();
+    // Rebroadcast at once (anvil mines it again on arrival); never completed from the lost block.
+    assert.ok(['broadcast', 'confirming'].includes(back.state), JSON.stringify(back));
+    const audit = await db.db
+      .selectFrom('audit_log')
+      .select(['action', 'details'])
+      .where('target_id', '=', t.body.id)
+      .orderBy('seq')
+      .execute();
+    const moves = audit.map((a) => `${a.action}`);
+    assert.ok(
+      moves.some((m) => m.includes('broadcast')) &&
+        audit.some((a) => JSON.stringify(a.details).includes('reorg')),
+      JSON.stringify(audit),
+    );
+    for (let i = 0; i < 3 && (await get()).state !== 'completed'; i++) {
+      await mine(1);
+      await custody.tick();
+    }
+    const done = await get();
+    assert.equal(done.state, 'completed', JSON.stringify(done));
+    assert.equal(done.chainTxId, first.chainTxId, 'the same signed transaction, not a new one');
+    assert.equal(await pub().getBalance({ address: to }), 12345n);
+    const rec = await call('GET', '/v1/reconciliation');
+    assert.equal(rec.body.ledger.ok, true, JSON.stringify(rec.body));
+    assert.deepEqual(rec.body.differences, [], JSON.stringify(rec.body.differences));
+  });
 });

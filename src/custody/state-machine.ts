@@ -25,7 +25,8 @@ export const TRANSITIONS: Readonly<Record<TxState, readonly TxState[]>> = {
   approved: ['signing', 'cancelled', 'expired', 'failed'],
   signing: ['broadcast', 'failed'],
   broadcast: ['confirming', 'failed'],
-  confirming: ['completed', 'failed'],
+  // confirming → broadcast: its block was reorganised away (the transaction waits to be mined again).
+  confirming: ['completed', 'failed', 'broadcast'],
   completed: [],
   rejected: [],
   cancelled: [],

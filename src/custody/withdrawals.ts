@@ -953,6 +953,34 @@ export class WithdrawalService {
     const id = t0.id;
     const chain = this.custody.chain(t0.network);
     const status = await chain.getTransactionStatus({ txId: t0.chain_tx_id });
+    // A confirming withdrawal whose block is no longer canonical (back in the mempool, or unknown to
+    // the node after a reorg): back to broadcast, audited, confirmations reset; it is rebroadcast
+    // below (or on the next pass) and completes only once it is mined again and deep enough. The
+    // funds stay reserved throughout, so the ledger needs no correction.
+    if (
+      t0.state === 'confirming' &&
+      ((status.state === 'pending' && status.confirmations === 0) || status.state === 'dropped')
+    ) {
+      const moved = await this.custody.write(async (trx) =>
+        this.#transitionIf(
+          trx,
+          id,
+          'confirming',
+          'broadcast',
+          WATCHER,
+          null,
+          { reason: 'reorg: its block is no longer canonical', chainState: status.state },
+          { confirmations: 0 },
+        ),
+      );
+      if (!moved) return false;
+      this.log.warn(
+        { transactionId: id, txId: t0.chain_tx_id },
+        'custody: withdrawal reorganised out of its block',
+      );
+      if (status.state === 'pending') return true;
+      return (await this.advance(id)) || true; // dropped: rebroadcast now
+    }
     if (status.state === 'pending' && status.confirmations === 0) return false;
     if (status.state === 'dropped') {
       if (!status.nonceConsumed && t0.signed_raw) {
