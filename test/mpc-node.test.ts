@@ -855,4 +855,83 @@ describe('a cheating node', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('altered DKLs23 online (w, u) → invalid combined signature, no culprit, still a cheating verdict: key locked, no retry', async () => {
+    const dir = tmp('cheat-wu');
+    let cheating = false;
+    let altered = 0;
+    const c = await cluster(dir, {
+      nodeOptions: (id) =>
+        id === 2
+          ? {
+              testHooks: {
+                // The online broadcast: w ‖ u, two 32-byte scalars.
+                outgoing: (m: ProtocolMessage) => {
+                  if (!cheating || m.protocol !== 'dkls23/sign' || m.to !== null || m.payload.length !== 64)
+                    return m;
+                  altered++;
+                  const p = m.payload.slice();
+                  p[63]! ^= 1;
+                  return { ...m, payload: p };
+                },
+              },
+            }
+          : {},
+    });
+    try {
+      const key = await c.coordinator.createKey('ecdsa-secp256k1', 2, 3, { allowRawSigning: true });
+      const ok = await c.coordinator.sign(key.keyId, randomBytes(32), { signers: [1, 2] });
+      assert.equal(ok.signers.length, 2);
+      const spy = new MemoryBus({ hub: c.hub! });
+      const requests = new Set<string>();
+      await spy.subscribe('custos.mpc.node.*.req', (m) => {
+        const body = JSON.parse(JSON.parse(new TextDecoder().decode(m.data)).body);
+        if (body.type === 'sign') requests.add(body.requestId);
+      });
+      cheating = true;
+      // No fixed signer set: the coordinator would be free to retry with {1,3} or {2,3}; it must not.
+      // Node 1 gets the altered (w, u) and finds the combined signature invalid; node 2 (the cheater)
+      // combines its own honest values, so its reply may still be a valid signature that wins.
+      const preimage = randomBytes(50);
+      const digest = createHash('sha256').update(preimage).digest();
+      const outcome = await c.coordinator.sign(key.keyId, digest).then(
+        (r) => ({ ok: true as const, r }),
+        (e: unknown) => ({ ok: false as const, e }),
+      );
+      if (outcome.ok) {
+        assert.ok(opensslVerify('ecdsa-secp256k1', outcome.r.signingPublicKey, preimage, outcome.r.signature));
+      } else {
+        const e = outcome.e;
+        assert.ok(e instanceof MpcError);
+        assert.equal(e.code, 'CUSTOS_MPC_ABORT');
+        assert.equal(e.details?.['cheating'], true);
+        assert.equal(e.details?.['culprit'] ?? null, null, 'DKLs23 cannot attribute (w, u)');
+      }
+      assert.ok(altered >= 1, 'the hook ran');
+      // Node 1's verdict locks the key on node 1 and, when its reply arrives, at the coordinator.
+      await waitFor(
+        () => c.nodes.get(1)!.keys().find((k) => k.keyId === key.keyId)?.locked === true,
+        3000,
+        'node 1 lock',
+      );
+      await waitFor(() => Boolean(c.coordinator.registry.get(key.keyId)?.locked), 3000, 'coordinator lock');
+      await spy.close();
+      assert.equal(requests.size, 1, 'no retry after an invalid combined signature');
+      const lock = c.coordinator.registry.get(key.keyId)!.locked!;
+      assert.equal(lock.culprit, null);
+      assert.match(lock.reason, /invalid-signature/);
+      assert.ok(
+        c.nodes
+          .get(1)!
+          .events.recent.some((e) => e.kind === 'cheating' && e.keyId === key.keyId && e.peer === undefined),
+      );
+      await assert.rejects(
+        c.coordinator.sign(key.keyId, randomBytes(32), { signers: [1, 3] }),
+        isMpcError('CUSTOS_MPC_KEY_LOCKED'),
+      );
+    } finally {
+      await c.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -97,14 +97,15 @@ export class ThresholdAbort extends Error {
     this.culprit = args.culprit;
     this.reason = args.reason;
   }
-  /** A cheating verdict: the key must be locked and the session never retried. */
+  /**
+   * A cheating verdict: the key must be locked and the session never retried. A combined signature
+   * that does not verify is one even without a culprit: honest runs always produce a valid
+   * signature, so some signer deviated (DKLs23 cannot say which for ψ or (w, u)), and retrying would
+   * hand that signer another selective-failure attempt.
+   */
   get isCheating(): boolean {
-    return (
-      this.culprit !== null &&
-      (this.reason === 'invalid-proof' ||
-        this.reason === 'invalid-share' ||
-        this.reason === 'invalid-signature')
-    );
+    if (this.reason === 'invalid-signature') return true;
+    return this.culprit !== null && (this.reason === 'invalid-proof' || this.reason === 'invalid-share');
   }
 }
 

@@ -290,7 +290,10 @@ export class MpcCoordinator {
     if (!rec || rec.locked) return;
     rec.locked = {
       at: new Date().toISOString(),
-      reason: `node ${reporter} reported ${e.protocol ?? '?'}/round${e.round ?? '?'} ${e.reason ?? ''}: ${e.message}`,
+      reason:
+        reporter === 0
+          ? `coordinator found ${e.reason ?? ''}: ${e.message}`
+          : `node ${reporter} reported ${e.protocol ?? '?'}/round${e.round ?? '?'} ${e.reason ?? ''}: ${e.message}`,
       culprit: e.culprit,
       sessionId,
     };
@@ -492,14 +495,26 @@ export class MpcCoordinator {
         failures[0];
       if (!failed) {
         // Every node answered "ok" with a signature that does not verify: treat as an abort.
-        lastError = new MpcError('CUSTOS_MPC_ABORT', `key ${keyId}: the returned signature does not verify`);
-        this.events.emitEvent({
-          kind: 'cheating',
+        // Honest nodes never return one, so someone cheated: lock the key (no retry, as for a
+        // cheating verdict).
+        const message = 'every node answered ok but the returned signature does not verify';
+        this.#lock(
           keyId,
+          {
+            code: 'CUSTOS_MPC_ABORT',
+            message,
+            culprit: null,
+            reason: 'invalid-signature',
+            round: null,
+            protocol: null,
+            cheating: true,
+          },
+          0,
           sessionId,
-          detail: 'returned signature does not verify',
+        );
+        throw new MpcError('CUSTOS_MPC_ABORT', `key ${keyId}: ${message}; the key is locked`, {
+          details: { keyId, cheating: true, culprit: null },
         });
-        throw lastError;
       }
       lastError = this.#failure(failed, keyId, sessionId, `sign ${keyId}`);
       const e = (failed.reply as Extract<NodeReply, { ok: false }>).error;
