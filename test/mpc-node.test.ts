@@ -899,7 +899,9 @@ describe('a cheating node', () => {
         (e: unknown) => ({ ok: false as const, e }),
       );
       if (outcome.ok) {
-        assert.ok(opensslVerify('ecdsa-secp256k1', outcome.r.signingPublicKey, preimage, outcome.r.signature));
+        assert.ok(
+          opensslVerify('ecdsa-secp256k1', outcome.r.signingPublicKey, preimage, outcome.r.signature),
+        );
       } else {
         const e = outcome.e;
         assert.ok(e instanceof MpcError);
@@ -910,7 +912,11 @@ describe('a cheating node', () => {
       assert.ok(altered >= 1, 'the hook ran');
       // Node 1's verdict locks the key on node 1 and, when its reply arrives, at the coordinator.
       await waitFor(
-        () => c.nodes.get(1)!.keys().find((k) => k.keyId === key.keyId)?.locked === true,
+        () =>
+          c.nodes
+            .get(1)!
+            .keys()
+            .find((k) => k.keyId === key.keyId)?.locked === true,
         3000,
         'node 1 lock',
       );

@@ -300,7 +300,8 @@ test('presign: a tampered ψ is caught by the final signature check (no identifi
           }),
         ),
       ),
-    (e) => e instanceof ThresholdAbort && e.reason === 'invalid-signature' && e.culprit === null && e.isCheating,
+    (e) =>
+      e instanceof ThresholdAbort && e.reason === 'invalid-signature' && e.culprit === null && e.isCheating,
   );
 });
 
