@@ -87,6 +87,8 @@ export const configSchema = z
     identityKeyFile: z.string().min(1).optional(),
     auditHmacKeyFile: z.string().min(1).optional(),
     auditCheckpointKeyFile: z.string().min(1).optional(),
+    /** How often the event relay publishes new custody events to the bus (CUSTODY_EVENTS), ms. */
+    eventRelayIntervalMs: positiveInt.min(50).max(60_000),
     // --- chains (src/chains, docs/chains.md) ---
     /**
      * Networks to serve: a JSON array of `{ "id": "ethereum", "rpcUrl": "…" }` entries, each merged
@@ -168,6 +170,7 @@ export const ENV_VARS: Record<keyof Config, string> = {
   rateLimitBlockSeconds: 'CUSTOS_RATE_LIMIT_BLOCK_SECONDS',
   auditCheckpointEvery: 'CUSTOS_AUDIT_CHECKPOINT_EVERY',
   auditCheckpointSeconds: 'CUSTOS_AUDIT_CHECKPOINT_SECONDS',
+  eventRelayIntervalMs: 'CUSTOS_EVENT_RELAY_INTERVAL_MS',
   identityKeyFile: 'CUSTOS_IDENTITY_KEY_FILE',
   auditHmacKeyFile: 'CUSTOS_AUDIT_HMAC_KEY_FILE',
   auditCheckpointKeyFile: 'CUSTOS_AUDIT_CHECKPOINT_KEY_FILE',
@@ -201,6 +204,7 @@ export const DEFAULTS: Partial<Record<keyof Config, unknown>> = {
   rateLimitBlockSeconds: 600,
   auditCheckpointEvery: 1000,
   auditCheckpointSeconds: 300,
+  eventRelayIntervalMs: 250,
   networks: [],
 };
 

@@ -121,6 +121,7 @@ const CUSTODY_CASES: Record<string, RouteCase<Fixtures>> = {
     body: () => ({ label: 'rbac' }),
   },
   'GET /v1/deposits': { permission: 'wallets:read', url: () => '/v1/deposits' },
+  'GET /v1/events': { permission: 'transactions:read', url: () => '/v1/events' },
   'GET /v1/transactions': { permission: 'transactions:read', url: () => '/v1/transactions' },
   'POST /v1/transactions': {
     permission: 'transactions:create',
@@ -353,6 +354,8 @@ for (const backend of databaseBackends()) {
           `/v1/wallets?vaultId=${a.vaultId}`,
           `/v1/deposits?walletId=${a.walletId}`,
           `/v1/transactions?walletId=${a.walletId}`,
+          '/v1/events',
+          `/v1/events?resourceId=${a.txId}`,
           '/v1/reconciliation',
         ]) {
           const r = await h.call('GET', url, token);

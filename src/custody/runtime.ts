@@ -3,10 +3,12 @@
 // injection — `custos dev`, `custos api` and the tests all start here.
 import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/log.ts';
+import type { Bus } from '../bus/types.ts';
 import type { ChainAdapter } from '../chains/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { MpcCoordinator } from '../mpc/client.ts';
 import type { Database } from '../store/schema.ts';
+import { EventRelay, type EventRelayOptions } from './event-relay.ts';
 import { startReconciliationJob } from './reconcile.ts';
 import { CustodyService } from './service.ts';
 import { ChainWatcher } from './watcher.ts';
@@ -23,12 +25,20 @@ export interface CustodyOptions {
   watchIntervalMs?: number;
   /** Reconciliation job interval (ms); 0/undefined = off. */
   reconcileIntervalMs?: number;
+  /** Where custody events are published (stream CUSTODY_EVENTS); undefined = no event relay. */
+  bus?: Bus;
+  /** Event relay interval (ms); 0/undefined = only when `events.tick()` is called. */
+  eventRelayIntervalMs?: number;
+  /** Relay name, stream, subject prefix, start position (tests). */
+  eventRelay?: Partial<Omit<EventRelayOptions, 'intervalMs'>>;
 }
 
 export interface Custody {
   service: CustodyService;
   withdrawals: WithdrawalService;
   watchers: Map<string, ChainWatcher>;
+  /** The event relay (when a bus was given). */
+  events: EventRelay | undefined;
   /** One watcher pass on every network (tests). */
   tick(): Promise<void>;
   stop(): Promise<void>;
@@ -58,11 +68,19 @@ export async function createCustody(o: CustodyOptions): Promise<Custody> {
   const stopReconcile = o.reconcileIntervalMs
     ? startReconciliationJob(service, o.logger.child({ component: 'reconciliation' }), o.reconcileIntervalMs)
     : () => {};
+  const events = o.bus
+    ? new EventRelay(o.db, o.bus, o.logger.child({ component: 'event-relay' }), {
+        ...o.eventRelay,
+        intervalMs: o.eventRelayIntervalMs || 1000,
+      })
+    : undefined;
+  if (events && o.eventRelayIntervalMs) events.start();
   await withdrawals.resume();
   return {
     service,
     withdrawals,
     watchers,
+    events,
     async tick() {
       for (const w of watchers.values()) await w.tick();
     },
@@ -70,6 +88,11 @@ export async function createCustody(o: CustodyOptions): Promise<Custody> {
       stopReconcile();
       for (const w of watchers.values()) await w.stop();
       await withdrawals.stop();
+      // Last: what the watchers and withdrawals committed while stopping is published too.
+      if (events) {
+        await events.tick().catch(() => undefined);
+        await events.stop();
+      }
     },
   };
 }

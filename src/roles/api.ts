@@ -58,6 +58,8 @@ export async function startApi(
         logger,
         watchIntervalMs: 1000,
         reconcileIntervalMs: 60_000,
+        bus: runtime.bus,
+        eventRelayIntervalMs: config.eventRelayIntervalMs,
       })
     : undefined;
   // The MPC layer's security events (cheating verdicts, key locks, rejected envelopes) join the

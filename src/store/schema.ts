@@ -355,6 +355,14 @@ export interface ChainLeaseTable {
   acquired_at: Generated<Date>;
 }
 
+/** Where an event relay is in the audit log (migration 2026-12-04-0002). */
+export interface EventCursorTable {
+  name: string;
+  /** Audit `seq` of the last event published. */
+  seq: Int8;
+  updated_at: Generated<Date>;
+}
+
 export interface Database {
   custos_instance: InstanceTable;
   idempotency_records: IdempotencyRecordTable;
@@ -384,4 +392,5 @@ export interface Database {
   chain_cursors: ChainCursorTable;
   evm_nonces: EvmNonceTable;
   chain_leases: ChainLeaseTable;
+  event_cursors: EventCursorTable;
 }

@@ -9,8 +9,9 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import type { FastifyInstance } from 'fastify';
 import { custodyRoutes } from '../../src/api/routes/custody/routes.ts';
 import { AuditLog } from '../../src/audit/log.ts';
+import type { Bus } from '../../src/bus/types.ts';
 import { forwardMpcSecurityEvents } from '../../src/custody/mpc-security-events.ts';
-import { type Custody, createCustody } from '../../src/custody/runtime.ts';
+import { type Custody, type CustodyOptions, createCustody } from '../../src/custody/runtime.ts';
 import { TestChain } from '../../src/custody/test-chain.ts';
 import {
   type ApproverKeyFile,
@@ -62,6 +63,9 @@ export async function startCustodyHarness(opts: {
   logLevel?: string;
   /** Register POST /v1/dev/test-chain/faucet (as custos dev does). */
   testChainFaucet?: boolean;
+  /** A bus for the event relay (custody.events); its timer stays off (call custody.events.tick()). */
+  bus?: Bus;
+  eventRelay?: CustodyOptions['eventRelay'];
 }): Promise<CustodyHarness> {
   await opts.db.migrate();
   const dir = mkdtempSync(join(tmpdir(), 'custos-custody-'));
@@ -100,6 +104,8 @@ export async function startCustodyHarness(opts: {
     chains,
     logger: log.logger,
     ...(opts.watchIntervalMs ? { watchIntervalMs: opts.watchIntervalMs } : {}),
+    ...(opts.bus ? { bus: opts.bus } : {}),
+    ...(opts.eventRelay ? { eventRelay: opts.eventRelay } : {}),
   });
   const security = await startSecurityApp({
     db: opts.db,

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { EVENT_TYPES, type EventType, listEvents } from '../../../custody/events.ts';
 import { reconcile } from '../../../custody/reconcile.ts';
 import type { Custody } from '../../../custody/runtime.ts';
 import { TX_STATES } from '../../../custody/state-machine.ts';
@@ -22,6 +23,17 @@ const baseUnits = z
   .string()
   .regex(/^[0-9]{1,78}$/)
   .describe('integer amount in base units');
+const eventSchema = z.object({
+  id: z.string().describe('evt_<seq>: unique; the de-duplication id on the bus'),
+  seq: z.string().describe('audit sequence number: pass it as `after` for the next page'),
+  type: z.enum(EVENT_TYPES),
+  orgId: z.string(),
+  environment: z.enum(['sandbox', 'production']),
+  occurredAt: z.string(),
+  resource: z.object({ type: z.enum(['transaction', 'deposit']), id: z.string() }),
+  actorType: z.string(),
+  data: z.record(z.string(), z.unknown()),
+});
 const schemeEnum = z.enum(['ecdsa-secp256k1', 'eddsa-ed25519', 'schnorr-bip340']);
 
 const assetSchema = z.object({
@@ -633,6 +645,65 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
         },
       },
       async (req) => ({ transactions: await wd.list(principalOf(req), req.query) }),
+    );
+    r.get(
+      '/v1/events',
+      {
+        config: { permission: 'transactions:read' },
+        schema: {
+          tags: ['events'],
+          summary:
+            'Custody events (withdrawal state changes, approvals, deposits) in commit order, from the audit log; page with `after`',
+          security,
+          querystring: z
+            .object({
+              after: z
+                .string()
+                .regex(/^[0-9]{1,19}$/)
+                .optional()
+                .describe('the `seq` of the last event seen (exclusive)'),
+              limit: z.coerce.number().int().min(1).max(1000).optional(),
+              type: z
+                .string()
+                .max(1000)
+                .optional()
+                .describe('comma-separated event types, e.g. transaction.completed,deposit.credited'),
+              resourceId: id.optional().describe('only events about this transaction or deposit'),
+            })
+            .strict(),
+          response: {
+            200: z.object({
+              events: z.array(eventSchema),
+              next: z
+                .string()
+                .nullable()
+                .describe('`after` for the next page; null when this page is not full'),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (req) => {
+        const p = principalOf(req);
+        const types = req.query.type?.split(',').map((t) => t.trim());
+        const known = new Set<string>(EVENT_TYPES);
+        const unknown = types?.filter((t) => !known.has(t));
+        if (unknown?.length) {
+          throw new CustodyError('CUSTOS_VALIDATION', `unknown event type: ${unknown.join(', ')}`, {
+            details: { known: EVENT_TYPES },
+          });
+        }
+        const limit = req.query.limit ?? 100;
+        const events = await listEvents(svc.db, {
+          orgId: p.orgId,
+          environment: p.environment,
+          limit,
+          ...(req.query.after ? { after: BigInt(req.query.after) } : {}),
+          ...(types ? { types: types as EventType[] } : {}),
+          ...(req.query.resourceId ? { resourceId: req.query.resourceId } : {}),
+        });
+        return { events, next: events.length === limit ? events[events.length - 1]!.seq : null };
+      },
     );
     r.get(
       '/v1/transactions/:txId',
