@@ -1,7 +1,8 @@
 // EVM adapter against a real anvil node: deposits of ETH and the test ERC-20 sent by an independent
 // viem client to an address derived from a DKLs23 threshold key are scanned and confirmed;
-// withdrawals built by the adapter are signed by 2-of-3 threshold parties (no single-key signer in
-// the path), broadcast, mined and change the recipient's on-chain balance.
+// withdrawals built by the adapter are signed by the 2-of-3 MPC nodes (nodes 1 and 3 of an in-process
+// cluster, test/helpers/mpc-signer.ts) through the coordinator — no single-key signer in the path —
+// broadcast, mined and change the recipient's on-chain balance.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createWalletClient, type Hex, http, parseEther } from 'viem';
@@ -14,32 +15,33 @@ import {
   startAnvil,
   TEST_TOKEN,
 } from '../src/chains/devnet/anvil.ts';
-import { LocalThresholdSigner } from '../src/chains/devnet/threshold-signer.ts';
 import { createEvmAdapter, type EvmAdapter } from '../src/chains/evm/adapter.ts';
 import { ERC20_ABI } from '../src/chains/evm/transfer.ts';
 import { type EvmNetworkConfig, resolveNetwork } from '../src/chains/networks.ts';
 import type { ScanCursor, UnsignedTransaction } from '../src/chains/types.ts';
 import { ChainError } from '../src/errors.ts';
+import { type MpcSigner, startMpcSigner } from './helpers/mpc-signer.ts';
 
 let anvil: Anvil;
-let signer: LocalThresholdSigner;
+let signer: MpcSigner;
 let adapter: EvmAdapter;
 const PATH = 'm/0/1';
 let ours: string;
 
 function sign(tx: UnsignedTransaction, path = PATH) {
-  return tx.digests.map((d) => signer.sign(d.digest, path));
+  return Promise.all(tx.digests.map((d) => signer.sign(d.digest, path)));
 }
 
 before(async () => {
   anvil = await startAnvil();
   await deployTestToken(anvil);
-  signer = LocalThresholdSigner.create({ threshold: 2, parties: 3, signers: [1, 3] });
+  signer = await startMpcSigner({ signers: [1, 3] });
   adapter = createEvmAdapter({ network: resolveNetwork(anvilNetwork(anvil)) as EvmNetworkConfig });
   ours = adapter.deriveAddress(signer.publicKey(PATH));
 });
 
 after(async () => {
+  await signer?.stop();
   await anvil?.stop();
 });
 
@@ -116,7 +118,7 @@ describe('evm on anvil', () => {
       assert.equal(summary.to, recipient);
       assert.equal(summary.amount, amount);
       assert.equal(summary.asset.symbol, symbol);
-      const sigs = sign(tx);
+      const sigs = await sign(tx);
       // The chain node is the independent verifier: it recovers the sender from (r, s, yParity).
       const signed = adapter.attachSignatures(tx, sigs);
       const res = await adapter.broadcast(signed);
@@ -140,12 +142,12 @@ describe('evm on anvil', () => {
       asset: adapter.asset('ETH'),
       amount: 1n,
     });
-    const wrongPath = sign(tx, 'm/0/2');
+    const wrongPath = await sign(tx, 'm/0/2');
     assert.throws(
       () => adapter.attachSignatures(tx, wrongPath),
       (e: unknown) => e instanceof ChainError && e.code === 'CUSTOS_CHAIN_SIGNATURE_MISMATCH',
     );
-    const other = signer.sign(new Uint8Array(32).fill(7), PATH);
+    const other = await signer.sign(new Uint8Array(32).fill(7), PATH);
     assert.throws(() => adapter.attachSignatures(tx, [other]), /does not recover/);
     // A tampered payload no longer matches its digest.
     const tampered = { ...tx, payload: tx.payload.replace(/..$/, '00') };

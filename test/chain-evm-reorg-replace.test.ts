@@ -1,41 +1,41 @@
-// Reorgs and stuck transactions on a real anvil node. Reorg: blocks holding a deposit and a
-// threshold-signed withdrawal are orphaned with anvil_snapshot/anvil_revert; the scanner reports the
-// fork point, the withdrawal's status becomes 'reorged', and rebroadcasting the same signed bytes
-// gets it mined again. Replacement: with automine off and the base fee pushed above a pending
-// transaction's fee cap, a same-nonce speed-up (or cancel) with bumped fees is mined instead.
+// Reorgs and stuck transactions on a real anvil node; every transaction of ours is signed by the
+// 2-of-3 MPC nodes of an in-process cluster through its coordinator (test/helpers/mpc-signer.ts).
+// Reorg: blocks holding a deposit and a threshold-signed withdrawal are orphaned with
+// anvil_snapshot/anvil_revert; the scanner reports the fork point, the withdrawal's status becomes
+// 'reorged', and rebroadcasting the same signed bytes gets it mined again. Replacement: with
+// automine off and the base fee pushed above a pending transaction's fee cap, a same-nonce speed-up
+// (or cancel) with bumped fees is mined instead.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createWalletClient, type Hex, http, parseEther } from 'viem';
 import { anvil as anvilChain } from 'viem/chains';
 import { type Anvil, anvilNetwork, deployTestToken, faucet, startAnvil } from '../src/chains/devnet/anvil.ts';
-import { LocalThresholdSigner } from '../src/chains/devnet/threshold-signer.ts';
 import { createEvmAdapter, type EvmAdapter } from '../src/chains/evm/adapter.ts';
 import { type EvmNetworkConfig, resolveNetwork } from '../src/chains/networks.ts';
 import type { UnsignedTransaction } from '../src/chains/types.ts';
 import { ChainError } from '../src/errors.ts';
+import { type MpcSigner, startMpcSigner } from './helpers/mpc-signer.ts';
 
 let anvil: Anvil;
-let signer: LocalThresholdSigner;
+let signer: MpcSigner;
 let adapter: EvmAdapter;
 const PATH = 'm/7/0';
 let ours: string;
 
-const signed = (tx: UnsignedTransaction) =>
-  adapter.attachSignatures(
-    tx,
-    tx.digests.map((d) => signer.sign(d.digest, PATH)),
-  );
+const signed = async (tx: UnsignedTransaction) =>
+  adapter.attachSignatures(tx, await Promise.all(tx.digests.map((d) => signer.sign(d.digest, PATH))));
 
 before(async () => {
   anvil = await startAnvil();
   await deployTestToken(anvil);
-  signer = LocalThresholdSigner.create();
+  signer = await startMpcSigner();
   adapter = createEvmAdapter({ network: resolveNetwork(anvilNetwork(anvil)) as EvmNetworkConfig });
   ours = adapter.deriveAddress(signer.publicKey(PATH));
   await faucet(anvil, ours, 'ETH', parseEther('10'));
 });
 
 after(async () => {
+  await signer?.stop();
   await anvil?.stop();
 });
 
@@ -51,7 +51,7 @@ describe('reorgs', () => {
     const snapshot = await anvil.rpc<string>('evm_snapshot');
 
     const depositHash = await wallet.sendTransaction({ to: ours as Hex, value: parseEther('0.5') });
-    const w = signed(
+    const w = await signed(
       await adapter.buildTransfer({
         from: ours,
         to: anvil.accounts[3]!,
@@ -138,7 +138,7 @@ describe('stuck transactions', () => {
         amount: 1000n,
         fee: { maxFeePerGas: base + 1n, maxPriorityFeePerGas: 1n },
       });
-      const lowSigned = signed(low);
+      const lowSigned = await signed(low);
       await adapter.broadcast(lowSigned);
       // Nothing is mined until we say so: the transaction sits in the mempool like an underpriced
       // one on a busy network. (anvil evicts a transaction whose fee cap falls below the base fee
@@ -156,7 +156,7 @@ describe('stuck transactions', () => {
       assert.equal(fast.summary.amount, 1000n);
       assert.ok(fast.fee.evm!.maxFeePerGas! >= (low.fee.evm!.maxFeePerGas! * 115n) / 100n);
       assert.ok(fast.fee.evm!.maxPriorityFeePerGas! >= (low.fee.evm!.maxPriorityFeePerGas! * 115n) / 100n);
-      const fastSigned = signed(fast);
+      const fastSigned = await signed(fast);
       assert.notEqual(fastSigned.txId, lowSigned.txId);
       await adapter.broadcast(fastSigned);
       await anvil.rpc('evm_mine');
@@ -181,12 +181,12 @@ describe('stuck transactions', () => {
         amount: 5000n,
         fee: { maxFeePerGas: base2 + 1n, maxPriorityFeePerGas: 1n },
       });
-      await adapter.broadcast(signed(low2));
+      await adapter.broadcast(await signed(low2));
       const cancel = await adapter.buildReplacement(low2, { mode: 'cancel', bumpPercent: 50 });
       assert.equal(cancel.summary.to, ours);
       assert.equal(cancel.summary.amount, 0n);
       assert.equal(cancel.summary.nonce, low2.summary.nonce);
-      const cancelSigned = signed(cancel);
+      const cancelSigned = await signed(cancel);
       await adapter.broadcast(cancelSigned);
       await anvil.rpc('evm_mine');
       await anvil.rpc('evm_mine');
@@ -204,11 +204,11 @@ describe('stuck transactions', () => {
       asset: adapter.asset('ETH'),
       amount: 7n,
     });
-    await adapter.broadcast(signed(tx));
+    await adapter.broadcast(await signed(tx));
     // Same nonce, other recipient: the node says "nonce too low" and the hash is unknown.
     const clash = await adapter.buildReplacement(tx, { mode: 'cancel' });
     await assert.rejects(
-      adapter.broadcast(signed(clash)),
+      adapter.broadcast(await signed(clash)),
       (e: unknown) => e instanceof ChainError && e.code === 'CUSTOS_CHAIN_NONCE_CONFLICT',
     );
   });
