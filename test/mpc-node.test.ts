@@ -611,6 +611,26 @@ describe('node + coordinator, Ed25519 (FROST)', () => {
     );
   });
 
+  test('a presignature is taken once: of concurrent takers one gets it, and it is gone from disk', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'custos-presig-'));
+    try {
+      const store = new ShareStore(d, new SecretKeyring('presig-secret-'.repeat(3), { kdf: KDF }));
+      const keyId = 'key_presigtest01';
+      const id = 'ab'.repeat(16);
+      await store.savePresig(keyId, '1-2', id, new Uint8Array([1, 2, 3, 4]));
+      assert.deepEqual(store.listPresigs(keyId).get('1-2'), [id]);
+      const takes = await Promise.all(Array.from({ length: 8 }, () => store.takePresig(keyId, '1-2', id)));
+      const got = takes.filter((t) => t !== null);
+      assert.equal(got.length, 1, 'exactly one taker');
+      assert.deepEqual([...got[0]!], [1, 2, 3, 4]);
+      assert.deepEqual(store.listPresigs(keyId).get('1-2'), []);
+      assert.equal(await store.takePresig(keyId, '1-2', id), null);
+      assert.deepEqual(readdirSync(join(d, 'presig', keyId, '1-2')), [], 'no file left behind');
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   test('duplicate delivery of one request → one session, same reply; reused id with other body refused', async () => {
     const key = await c.coordinator.createKey('eddsa-ed25519', 2, 3, { allowRawSigning: true });
     const spy = new MemoryBus({ hub: c.hub! });

@@ -33,7 +33,7 @@ import { SecurityEvents } from './events.ts';
 import type { NodeIdentity } from './identity.ts';
 import { getScheme } from './schemes.ts';
 import type { SecretKeyring } from './secure-file.ts';
-import { runParty, SessionTimeout } from './session.ts';
+import { runParty, SessionDeclined, SessionTimeout } from './session.ts';
 import { type KeyLock, type KeyMeta, ShareStore, signersKey } from './share-store.ts';
 import {
   type AbortInfo,
@@ -102,6 +102,9 @@ interface LoadedKey {
 const noopLogger: NodeLogger = { debug() {}, info() {}, warn() {}, error() {} };
 const PRESIGN_INIT = 'custos/presign-init';
 const PRESIGN_ACK = 'custos/presign-ack';
+/** PRESIGN_ACK with payload [0]: the follower will not take part (payload [1]: stored its half). */
+const isPresignDecline = (b: InboundBundle): boolean =>
+  b.protocol === PRESIGN_ACK && b.messages[0]?.payload.length === 1 && b.messages[0].payload[0] === 0;
 const SIGN_SETUP = 'custos/sign-setup';
 const REQUEST_CACHE_MS = 10 * 60_000;
 const POOL_TARGET_IDLE_MS = 10 * 60_000;
@@ -897,6 +900,9 @@ export class MpcNode {
           events: this.events,
           deadline,
           peerAlive: (id) => this.#presumedAlive(id),
+          // A follower that cannot take part (key not loaded yet, pool full) says so at once
+          // instead of leaving this session to time out.
+          declinedBy: () => inbox.messages.find(isPresignDecline)?.from ?? null,
         },
         party,
       );
@@ -905,6 +911,7 @@ export class MpcNode {
         if (s === this.id) continue;
         const ack = await inbox.take((b) => b.protocol === PRESIGN_ACK && b.from === s, deadline);
         if (!ack) throw new SessionTimeout(PRESIGN_ACK, 0, [s]);
+        if (isPresignDecline(ack)) throw new SessionDeclined(PRESIGN_ACK, s);
       }
       await this.#storePresig(k, generation, signers, p);
     } catch (e) {
@@ -917,7 +924,12 @@ export class MpcNode {
 
   #presignFailed(k: LoadedKey, e: unknown, sessionId: string): void {
     if (e instanceof ThresholdAbort && e.isCheating) this.#lockKey(k.meta.keyId, e, sessionId);
-    else this.#log.warn({ err: e, keyId: k.meta.keyId }, 'mpc node: presign session failed');
+    else if (e instanceof SessionDeclined) {
+      this.#log.debug(
+        { keyId: k.meta.keyId, by: e.by },
+        'mpc node: presign declined; the pool refills later',
+      );
+    } else this.#log.warn({ err: e, keyId: k.meta.keyId }, 'mpc node: presign session failed');
   }
 
   async #storePresig(k: LoadedKey, generation: number, signers: number[], p: Presignature): Promise<void> {
@@ -951,6 +963,23 @@ export class MpcNode {
     const set = signersKey(signers);
     const refuse = (why: string): void => {
       this.#log.warn({ from: b.from, keyId: init.keyId, why }, 'mpc node: presign invitation refused');
+      // Tell the leader, so its session ends now rather than at the signing timeout.
+      this.#channel
+        .send(
+          [
+            {
+              v: PROTOCOL_MESSAGE_VERSION,
+              protocol: PRESIGN_ACK,
+              sessionId: b.sessionId,
+              round: 0,
+              from: this.id,
+              to: b.from,
+              payload: new Uint8Array([0]),
+            },
+          ],
+          [b.from],
+        )
+        .catch(() => undefined);
     };
     if (!k?.scheme.presign || k.lock) {
       refuse('no usable key');

@@ -13,6 +13,7 @@
 //   nonce 12 | ciphertext+tag
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { open as openAsync, rename as renameAsync, rm as rmAsync } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -178,6 +179,46 @@ export function removeFileDurable(path: string): void {
   fsyncDir(dirname(path));
 }
 
+/**
+ * `writeFileDurable` without blocking the event loop: the writes and fsyncs run on libuv's thread
+ * pool, so a node (or three in one process) keeps serving messages while its disk syncs. Resolves
+ * only once the file and its directory entry are durable.
+ */
+export async function writeFileDurableAsync(
+  path: string,
+  content: Uint8Array | string,
+  mode = 0o600,
+): Promise<void> {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const fh = await openAsync(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(content);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await renameAsync(tmp, path);
+  await fsyncDirAsync(dirname(path));
+}
+
+/** `removeFileDurable` without blocking the event loop; resolves once the removal is durable. */
+export async function removeFileDurableAsync(path: string): Promise<void> {
+  await rmAsync(path, { force: true });
+  await fsyncDirAsync(dirname(path));
+}
+
+async function fsyncDirAsync(dir: string): Promise<void> {
+  let fh: Awaited<ReturnType<typeof openAsync>> | undefined;
+  try {
+    fh = await openAsync(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename itself is still atomic.
+  } finally {
+    await fh?.close();
+  }
+}
+
 export function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try {
@@ -196,7 +237,7 @@ export async function sealToFile(
   path: string,
   plaintext: Uint8Array,
 ): Promise<void> {
-  writeFileDurable(path, await seal(keyring, purpose, plaintext));
+  await writeFileDurableAsync(path, await seal(keyring, purpose, plaintext));
 }
 
 export async function openFile(keyring: SecretKeyring, purpose: string, path: string): Promise<Uint8Array> {

@@ -17,6 +17,17 @@ export class SessionTimeout extends Error {
   }
 }
 
+/** A participant said it will not take part (e.g. it does not have the key yet). */
+export class SessionDeclined extends Error {
+  override readonly name = 'SessionDeclined';
+  constructor(
+    readonly protocol: string,
+    readonly by: PartyId,
+  ) {
+    super(`${protocol}: node ${by} declined the session`);
+  }
+}
+
 export interface RunPartyContext {
   channel: Channel;
   inbox: SessionInbox;
@@ -25,6 +36,8 @@ export interface RunPartyContext {
   deadline: number;
   /** Heartbeat liveness of a peer: waiting for a peer that stopped heartbeating ends early. */
   peerAlive?: (id: PartyId) => boolean;
+  /** A participant that declined (checked whenever a message arrives): ends the wait at once. */
+  declinedBy?: () => PartyId | null;
 }
 
 export async function runParty<Out>(ctx: RunPartyContext, party: ProtocolParty<Out>): Promise<Out> {
@@ -70,6 +83,8 @@ export async function runParty<Out>(ctx: RunPartyContext, party: ProtocolParty<O
     if (!expected.every((s) => got.has(s))) {
       // Put the round's bundles back (in front) and wait for the rest.
       inbox.messages.unshift(...got.values());
+      const declined = ctx.declinedBy?.() ?? null;
+      if (declined !== null) throw new SessionDeclined(party.protocol, declined);
       const missing = expected.filter((s) => !got.has(s));
       const slice = ctx.peerAlive ? Math.min(ctx.deadline, Date.now() + 250) : ctx.deadline;
       if (!(await inbox.wait(slice))) {

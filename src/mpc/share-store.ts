@@ -5,7 +5,9 @@
 //   keys/<keyId>/lock.json        present while the key is locked (cheating verdict)
 //   presig/<keyId>/<signers>/<h>.enc  one presignature per file; deleted (durably) BEFORE it is used
 // Shares leave this module only to the scheme (importShareFromStorage) or sealed in a backup.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { SchemeName } from '../crypto/threshold.ts';
 import { MpcError } from '../errors.ts';
@@ -14,6 +16,7 @@ import {
   open,
   openFile,
   removeFileDurable,
+  removeFileDurableAsync,
   type SecretKeyring,
   seal,
   sealToFile,
@@ -227,9 +230,18 @@ export class ShareStore {
    */
   async takePresig(keyId: string, signers: string, id: string): Promise<Uint8Array | null> {
     const path = join(this.#presigDir(keyId, signers), presigFileName(id));
-    if (!existsSync(path)) return null;
-    const sealed = new Uint8Array(readFileSync(path));
-    removeFileDurable(path);
+    // Claimed by an atomic rename first: of two takers (concurrent calls, or processes) exactly one
+    // gets the file; the other finds nothing. Then it is deleted durably, without blocking the
+    // event loop, and only then used.
+    const claimed = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.taking`;
+    try {
+      await rename(path, claimed);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    const sealed = new Uint8Array(readFileSync(claimed));
+    await removeFileDurableAsync(claimed);
     const plain = await open(this.#keyring, `presig:${keyId}:${signers}:${id}`, sealed, path);
     const j = JSON.parse(new TextDecoder().decode(plain)) as { id: string; p: string };
     plain.fill(0);
