@@ -356,3 +356,141 @@ describe('custos audit verify (CLI)', () => {
     assert.equal(from.code, 0, from.stdout);
   });
 });
+
+for (const backend of databaseBackends()) {
+  describe(`audit entries written at commit (AuditLog.transaction) [${backend.name}]`, {
+    skip: backend.skip,
+  }, () => {
+    let db: DatabaseHandle;
+    const keys = testKeys();
+    let audit: AuditLog;
+    const entry = (i: number) => ({
+      orgId: null,
+      actor: { type: 'service' as const, id: 'test' },
+      action: 'test.deferred',
+      target: { type: 'thing', id: `d-${i}` },
+    });
+    const targets = async () =>
+      (
+        await db.db
+          .selectFrom('audit_log')
+          .select(['seq', 'target_id'])
+          .where('action', '=', 'test.deferred')
+          .orderBy('seq')
+          .execute()
+      ).map((r) => r.target_id);
+
+    before(async () => {
+      db = await backend.open();
+      await db.migrate();
+      audit = new AuditLog({
+        hmacKey: keys.auditHmacKey,
+        checkpointKey: keys.auditCheckpointKey,
+        checkpointEvery: 4,
+      });
+    });
+    after(async () => {
+      await db?.close();
+    });
+
+    test('entries are written in order at the end, and roll back with the transaction', async () => {
+      await audit.transaction(db.db, async (trx) => {
+        await audit.append(trx, entry(1));
+        await audit.appendMany(trx, [entry(2), entry(3)]);
+        // Not written yet: the transaction itself does not see them before its end.
+        const mine = await trx
+          .selectFrom('audit_log')
+          .select('seq')
+          .where('action', '=', 'test.deferred')
+          .execute();
+        assert.equal(mine.length, 0);
+      });
+      assert.deepEqual(await targets(), ['d-1', 'd-2', 'd-3']);
+      await assert.rejects(
+        audit.transaction(db.db, async (trx) => {
+          await audit.append(trx, entry(4));
+          throw new Error('the change fails');
+        }),
+        /the change fails/,
+      );
+      assert.deepEqual(await targets(), ['d-1', 'd-2', 'd-3'], 'nothing of the failed transaction');
+      // An entry that cannot be encoded fails at once, inside the change, with the audit code.
+      const circular: Record<string, unknown> = {};
+      circular['self'] = circular;
+      await assert.rejects(
+        audit.transaction(db.db, async (trx) => {
+          await audit.append(trx, { ...entry(5), details: circular });
+          assert.fail('append should have thrown');
+        }),
+        (e: { code?: string }) => e.code === 'CUSTOS_AUDIT_UNAVAILABLE',
+      );
+      const r = await verifyAuditChain(db.db, {
+        checkpointPublicKey: ed25519.getPublicKey(keys.auditCheckpointKey),
+      });
+      assert.equal(r.ok, true, r.reason ?? '');
+      assert.equal(r.checkpointsChecked, 0);
+    });
+
+    test('when the audit insert fails at the end, the change is not committed', async () => {
+      await sql`alter table audit_log add constraint audit_test_fail check (action <> 'org.create') not valid`.execute(
+        db.db,
+      );
+      try {
+        const id = randomUUID();
+        await assert.rejects(
+          audit.transaction(db.db, async (trx) => {
+            await new OrgRepository(trx).insert({ id, name: `deferred-${id}` });
+            await audit.append(trx, { orgId: id, actor: { type: 'service', id: 't' }, action: 'org.create' });
+          }),
+          (e: { code?: string }) => e.code === 'CUSTOS_AUDIT_UNAVAILABLE',
+        );
+        assert.equal(await new OrgRepository(db.db).get(id), undefined, 'org not committed');
+      } finally {
+        await sql`alter table audit_log drop constraint audit_test_fail`.execute(db.db);
+      }
+    });
+
+    test('transactions run concurrently until their entries are written; seq follows commit order', {
+      skip:
+        backend.name === 'pglite' ? 'PGlite has one connection: its transactions never overlap' : undefined,
+    }, async () => {
+      // A waits inside its body until B has committed: with the head lock taken at the start and
+      // held to commit, B could not even start before A committed, and this would time out.
+      let bCommitted!: () => void;
+      const bDone = new Promise<void>((r) => {
+        bCommitted = r;
+      });
+      const timeout = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('the transactions were serialised')), 10_000).unref(),
+      );
+      const a = audit.transaction(db.db, async (trx) => {
+        await audit.append(trx, entry(10));
+        await Promise.race([bDone, timeout]);
+      });
+      const b = audit
+        .transaction(db.db, async (trx) => {
+          await audit.append(trx, entry(11));
+        })
+        .then(bCommitted);
+      await Promise.all([a, b]);
+      // B committed first, so its entry has the lower seq although A appended first.
+      assert.deepEqual((await targets()).slice(-2), ['d-11', 'd-10']);
+      // Many at once: every entry once, seq gap-free, chain and checkpoints intact.
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          audit.transaction(db.db, async (trx) => {
+            await audit.append(trx, entry(100 + i));
+            await audit.append(trx, entry(200 + i));
+          }),
+        ),
+      );
+      const rows = await db.db.selectFrom('audit_log').select('seq').orderBy('seq').execute();
+      for (const [i, r] of rows.entries()) assert.equal(BigInt(r.seq), BigInt(i + 1));
+      const r = await verifyAuditChain(db.db, {
+        checkpointPublicKey: ed25519.getPublicKey(keys.auditCheckpointKey),
+      });
+      assert.equal(r.ok, true, r.reason ?? '');
+      assert.ok(r.checkpointsChecked >= 20);
+    });
+  });
+}

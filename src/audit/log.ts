@@ -61,6 +61,8 @@ export class AuditLog {
   private readonly now: () => Date;
   /** Transactions that hold the head lock, and the head each has written (until they end). */
   readonly #locked = new WeakSet<Transaction<Database>>();
+  /** Transactions whose entries are collected and written at their end (see `transaction`). */
+  readonly #deferred = new WeakMap<Transaction<Database>, AuditInput[]>();
   readonly #heads = new WeakMap<Transaction<Database>, { seq: bigint; hash: string }>();
   /** The last entry this process wrote (maybe rolled back since): a guess, checked on insert. */
   #lastHead: { seq: bigint; hash: string } | undefined;
@@ -89,20 +91,63 @@ export class AuditLog {
 
   /**
    * Appends one entry inside `trx` — the transaction that makes the change being recorded. Throws
-   * AuditError CUSTOS_AUDIT_UNAVAILABLE if it cannot; the caller's transaction then rolls back.
+   * AuditError CUSTOS_AUDIT_UNAVAILABLE if it cannot; the caller's transaction then rolls back. In a
+   * transaction opened by `transaction()` the entry is written when the work is done, just before
+   * commit (same guarantees: it commits with the change or neither does).
    */
-  async append(trx: Transaction<Database>, input: AuditInput): Promise<AuditEntry> {
-    return (await this.appendMany(trx, [input]))[0]!;
+  async append(trx: Transaction<Database>, input: AuditInput): Promise<void> {
+    await this.appendMany(trx, [input]);
   }
 
   /**
    * Appends several entries, in order, inside `trx` (one INSERT). Same guarantees as `append`: if
    * they cannot be written, the caller's transaction rolls back.
    */
-  async appendMany(trx: Transaction<Database>, inputs: AuditInput[]): Promise<AuditEntry[]> {
+  async appendMany(trx: Transaction<Database>, inputs: AuditInput[]): Promise<void> {
     if (!trx.isTransaction) {
       throw new AuditError('CUSTOS_INTERNAL', 'audit.append needs the transaction of the change it records');
     }
+    const pending = this.#deferred.get(trx);
+    if (pending) {
+      // Validated now (a detail that cannot be encoded fails the change at once, not at commit).
+      try {
+        for (const input of inputs) normalizeDetails(input.details ?? {});
+      } catch (e) {
+        throw new AuditError(
+          'CUSTOS_AUDIT_UNAVAILABLE',
+          'the audit entry could not be written; nothing was changed',
+          {
+            cause: e,
+            details: { action: inputs[0]?.action },
+          },
+        );
+      }
+      pending.push(...inputs);
+      return;
+    }
+    await this.#write(trx, inputs);
+  }
+
+  /**
+   * Runs `fn` in a new transaction whose audit entries are written together at its end, just before
+   * commit. The head lock — one per installation, it orders every entry — is then held only for
+   * that insert and the commit, not for the whole transaction, so transactions that record entries
+   * run concurrently up to that point; and a transaction waiting for the head lock holds no lock the
+   * holder could be waiting for (the holder waits for nothing else), so it cannot deadlock on it.
+   * Entries keep commit order: seq is allocated under the lock, which is released by the commit.
+   */
+  transaction<T>(db: Kysely<Database>, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    return db.transaction().execute(async (trx) => {
+      const pending: AuditInput[] = [];
+      this.#deferred.set(trx, pending);
+      const out = await fn(trx);
+      this.#deferred.delete(trx);
+      await this.#write(trx, pending);
+      return out;
+    });
+  }
+
+  async #write(trx: Transaction<Database>, inputs: AuditInput[]): Promise<AuditEntry[]> {
     if (inputs.length === 0) return [];
     try {
       const repo = new AuditRepository(trx);
@@ -174,7 +219,7 @@ export class AuditLog {
   }
 
   /** An entry that records no other change (e.g. a denied request): its own transaction. */
-  async record(db: Kysely<Database>, input: AuditInput): Promise<AuditEntry> {
+  async record(db: Kysely<Database>, input: AuditInput): Promise<void> {
     try {
       return await db.transaction().execute((trx) => this.append(trx, input));
     } catch (e) {

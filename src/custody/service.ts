@@ -201,15 +201,14 @@ export class CustodyService {
   }
 
   /**
-   * A custody write transaction. Every one of them appends to the audit log, whose head lock is
-   * held until commit; taking it first means no transaction ever holds ledger rows while waiting
-   * for it (which deadlocked a withdrawal's reservation against a settlement).
+   * A custody write transaction. Every one of them records audit entries, which are written at its
+   * end, just before commit, under the installation-wide audit head lock (AuditLog.transaction):
+   * custody writes run concurrently until then, and the lock is the last one each takes, so none
+   * can deadlock on it. Account rows are locked in account-id order (Ledger), so concurrent writes
+   * never deadlock on each other either.
    */
   write<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(async (trx) => {
-      await this.deps.audit.lockHead(trx);
-      return fn(trx);
-    });
+    return this.deps.audit.transaction(this.db, fn);
   }
 
   chain(network: string): ChainAdapter {

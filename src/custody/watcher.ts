@@ -49,6 +49,32 @@ export interface ChainWatcherOptions {
   startBlock?: bigint;
   /** Default 1000. */
   lookbackBlocks?: number;
+  /** In-flight withdrawals followed at once in a pass (default 8). */
+  advanceConcurrency?: number;
+}
+
+const ADVANCE_CONCURRENCY = 8;
+
+/** Runs `fn` over `items`, at most `limit` at a time; every item is tried, then the first error is thrown. */
+async function forEachConcurrently<T>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+  if (errors.length > 0) throw errors[0];
 }
 
 const EXPIRY_EVERY_MS = 1000;
@@ -208,10 +234,12 @@ export class ChainWatcher {
 
     // 3. Withdrawals in flight.
     // One query for all of them; a row is written only when the chain moved it (each write is a
-    // state-checked transition, so a row another worker moved meanwhile is left alone).
-    for (const t of await new TransactionRepository(db).inStates(['broadcast', 'confirming'], network)) {
+    // state-checked transition, so a row another worker moved meanwhile is left alone). Several at
+    // a time: each is its own transaction, and a pass must not take longer as more are in flight.
+    const inFlight = await new TransactionRepository(db).inStates(['broadcast', 'confirming'], network);
+    await forEachConcurrently(inFlight, this.opts.advanceConcurrency ?? ADVANCE_CONCURRENCY, async (t) => {
       if (await this.withdrawals.advance(t)) out.advanced++;
-    }
+    });
 
     // 4. Expiry (intents live for hours: on the timer, once a second is plenty whatever the interval).
     const now = Date.now();

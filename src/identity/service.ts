@@ -923,8 +923,9 @@ export class IdentityService {
     };
   }
 
+  /** A transaction whose audit entries are written at its end (see AuditLog.transaction). */
   private tx<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(fn);
+    return this.d.audit.transaction(this.db, fn);
   }
 }
 
