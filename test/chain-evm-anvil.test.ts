@@ -174,6 +174,33 @@ describe('evm on anvil', () => {
     );
   });
 
+  test('a reverted transaction is pending until the confirmation depth, then failed', async () => {
+    // An independent client sends a token transfer above its balance with a fixed gas limit (no
+    // estimation), so it is mined and reverts.
+    const wallet = createWalletClient({
+      account: anvil.accounts[2]!,
+      transport: http(anvil.rpcUrl),
+      chain: anvilChain,
+    });
+    const hash = await wallet.writeContract({
+      address: TEST_TOKEN.address,
+      abi: ERC20_ABI,
+      functionName: 'transfer',
+      args: [ours as Hex, 10n ** 30n],
+      gas: 100_000n,
+    });
+    const s0 = await adapter.getTransactionStatus({ txId: hash });
+    assert.equal(s0.confirmations, 1);
+    assert.equal(s0.state, 'pending', 'a revert in a block that may still be reorganised is not final');
+    assert.equal(s0.reason, 'reverted');
+    assert.ok((s0.fee ?? 0n) > 0n);
+    await anvil.rpc('anvil_mine', ['0x1']);
+    const s1 = await adapter.getTransactionStatus({ txId: hash, knownBlockHash: s0.blockHash! });
+    assert.equal(s1.confirmations, 2);
+    assert.equal(s1.state, 'failed');
+    assert.equal(s1.reason, 'reverted');
+  });
+
   test('scan cursor survives JSON round trip', async () => {
     const { encodeCursor, decodeCursor } = await import('../src/chains/types.ts');
     const c: ScanCursor = { blockNumber: 5n, blockHash: '0xab', recent: [{ number: 4n, hash: '0xaa' }] };

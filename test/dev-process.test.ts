@@ -23,10 +23,11 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 async function waitForDevJson(
   timeoutMs: number,
+  dataDir = dir,
 ): Promise<{ api: string; database: string; instanceId: string }> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const p = join(dir, 'dev.json');
+    const p = join(dataDir, 'dev.json');
     if (existsSync(p)) {
       try {
         return JSON.parse(readFileSync(p, 'utf8'));
@@ -142,6 +143,29 @@ describe('custos dev', () => {
     } finally {
       p.kill('SIGTERM');
       assert.equal((await waitExit(p)).code, 0);
+    }
+  });
+
+  test('a SIGKILLed dev leaves no anvil behind (its guard stops it)', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'custos-dev-kill-'));
+    try {
+      const p = spawnCli(['dev', '--port', '0', '--data-dir', fresh]);
+      const info = (await waitForDevJson(30_000, fresh)) as unknown as { evm: { rpcUrl: string } };
+      assert.equal(await ethBalance(info.evm.rpcUrl, FAUCET_TO), 0n, 'the devnet answers');
+      p.kill('SIGKILL');
+      await waitExit(p);
+      let alive = true;
+      for (let i = 0; i < 40 && alive; i++) {
+        try {
+          await ethBalance(info.evm.rpcUrl, FAUCET_TO);
+          await sleep(250);
+        } catch {
+          alive = false; // connection refused: anvil is gone
+        }
+      }
+      assert.equal(alive, false, 'anvil still answers 10 s after its parent was killed');
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
     }
   });
 

@@ -61,6 +61,27 @@ export function anvilBinary(): string {
   return 'anvil';
 }
 
+/**
+ * A child process cannot outlive us by itself when we are SIGKILLed (no parent-death signal in
+ * Node.js), so on POSIX anvil runs under a small sh guard: it starts anvil, stops it when our
+ * process is gone (polled twice a second) or when the guard gets SIGTERM/SIGINT, and exits with it.
+ */
+const GUARD = [
+  'parent=$1; shift; child=',
+  'trap \'[ -n "$child" ] && kill "$child" 2>/dev/null && wait "$child"; exit 0\' TERM INT',
+  '"$@" & child=$!',
+  'while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done',
+  'kill "$child" 2>/dev/null',
+  'wait "$child"',
+].join('\n');
+
+function spawnGuarded(binary: string, args: string[]): ChildProcess {
+  if (process.platform === 'win32') return spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn('sh', ['-c', GUARD, 'anvil-guard', String(process.pid), binary, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -102,7 +123,7 @@ async function startOnce(p: StartAnvilParameters, port: number): Promise<Anvil> 
     ...(p.blockTime !== undefined ? ['--block-time', String(p.blockTime)] : []),
     ...(p.args ?? []),
   ];
-  const child = spawn(p.binary ?? anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnGuarded(p.binary ?? anvilBinary(), args);
   let output = '';
   const collect = (b: Buffer) => {
     if (output.length < 20_000) output += b.toString();

@@ -536,8 +536,12 @@ export class EvmAdapter implements ChainAdapter {
         nonceConsumed: true,
       };
       if (reorged) return { ...base, state: 'reorged' };
-      if (receipt.status === 'reverted') return { ...base, state: 'failed', reason: 'reverted' };
-      return { ...base, state: confirmations >= this.confirmations ? 'confirmed' : 'pending' };
+      const deep = confirmations >= this.confirmations;
+      // A revert is final only at the confirmation depth, like a success: until then its block can
+      // be reorganised away and the transaction mined again (and succeed), so it stays pending.
+      if (receipt.status === 'reverted')
+        return { ...base, state: deep ? 'failed' : 'pending', reason: 'reverted' };
+      return { ...base, state: deep ? 'confirmed' : 'pending' };
     }
     const inPool = await this.#rpc('eth_getTransactionByHash', async () => {
       try {

@@ -495,10 +495,13 @@ export class TronAdapter implements ChainAdapter {
     if (ref.knownBlockHash && blockHash && ref.knownBlockHash !== blockHash)
       return { ...base, state: 'reorged' };
     const result = info.receipt?.result;
+    const solidified = info.blockNumber <= solidNumber;
     if (info.result === 'FAILED' || (result !== undefined && result !== 'SUCCESS')) {
-      return { ...base, state: 'failed', reason: hexText(info.resMessage ?? '') || result || 'FAILED' };
+      // Final only once its block is solidified (as a success is): until then it stays pending.
+      const reason = hexText(info.resMessage ?? '') || result || 'FAILED';
+      return { ...base, state: solidified ? 'failed' : 'pending', reason };
     }
-    return { ...base, state: info.blockNumber <= solidNumber ? 'confirmed' : 'pending' };
+    return { ...base, state: solidified ? 'confirmed' : 'pending' };
   }
 
   async getBalance(address: string, asset: Asset): Promise<bigint> {
