@@ -135,6 +135,7 @@ async function run(network: string) {
     chains: [chain],
     logger,
     watchIntervalMs: 50,
+    serialDatabase: handle.pglite !== undefined,
   });
   const limiter = rateLimiterFrom(config, state, services);
   const app = await buildApp({

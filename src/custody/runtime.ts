@@ -23,6 +23,11 @@ export interface CustodyOptions {
   withdrawals?: Partial<WithdrawalSettings>;
   /** Run chain watchers on a timer (ms); 0/undefined = only when `tick()` is called. */
   watchIntervalMs?: number;
+  /**
+   * The database runs one transaction at a time (embedded PGlite): watchers then follow in-flight
+   * withdrawals one after another, since concurrent ones would only queue (and cost more CPU).
+   */
+  serialDatabase?: boolean;
   /** Reconciliation job interval (ms); 0/undefined = off. */
   reconcileIntervalMs?: number;
   /** Where custody events are published (stream CUSTODY_EVENTS); undefined = no event relay. */
@@ -61,7 +66,10 @@ export async function createCustody(o: CustodyOptions): Promise<Custody> {
   const watchers = new Map(
     o.chains.map((c) => [
       c.network,
-      new ChainWatcher(service, withdrawals, c, { intervalMs: o.watchIntervalMs || 1000 }),
+      new ChainWatcher(service, withdrawals, c, {
+        intervalMs: o.watchIntervalMs || 1000,
+        ...(o.serialDatabase ? { advanceConcurrency: 1 } : {}),
+      }),
     ]),
   );
   if (o.watchIntervalMs) for (const w of watchers.values()) w.start();

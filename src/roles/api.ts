@@ -57,6 +57,7 @@ export async function startApi(
         }),
         logger,
         watchIntervalMs: 1000,
+        serialDatabase: runtime.database.pglite !== undefined,
         reconcileIntervalMs: 60_000,
         bus: runtime.bus,
         eventRelayIntervalMs: config.eventRelayIntervalMs,
