@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { utils as tronUtils } from 'tronweb';
-import { LocalThresholdSigner } from '../src/chains/devnet/threshold-signer.ts';
 import {
   tronAddressBytes,
   tronAddressFromBytes,
@@ -24,6 +23,7 @@ import {
   trc20TransferData,
   txIdOf,
 } from '../src/chains/tron/transaction.ts';
+import { type MpcSigner, startMpcSigner } from './helpers/mpc-signer.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -121,11 +121,13 @@ describe('tron raw_data and txID equal TronWeb', () => {
 });
 
 describe('tron addresses and threshold signatures', () => {
-  let signer: LocalThresholdSigner;
-  before(() => {
-    signer = LocalThresholdSigner.create({ threshold: 2, parties: 3, signers: [2, 3] });
+  let signer: MpcSigner;
+  before(async () => {
+    signer = await startMpcSigner({ signers: [2, 3] });
   });
-  after(() => undefined);
+  after(async () => {
+    await signer?.stop();
+  });
 
   test('T-addresses from public keys equal TronWeb for 20 random keys and the threshold key', () => {
     const keys: Uint8Array[] = Array.from({ length: 20 }, () =>
@@ -153,14 +155,14 @@ describe('tron addresses and threshold signatures', () => {
     assert.equal(validateTronAddress(`T${'1'.repeat(33)}`).valid, false);
   });
 
-  test('threshold signatures over txIDs recover (TronWeb) to the wallet address, TRX and TRC-20', () => {
+  test('threshold signatures over txIDs recover (TronWeb) to the wallet address, TRX and TRC-20', async () => {
     const path = 'm/0/5';
     const wallet = tronAddressFromPublicKey(signer.publicKey(path));
     for (let i = 0; i < 4; i++) {
       const base = randomTx(i);
       const tx: TronRawData = { ...base, contract: { ...base.contract, owner: tronAddressBytes(wallet) } };
       const txId = txIdOf(encodeRawData(tx));
-      const sig = signer.sign(txId, path);
+      const sig = await signer.sign(txId, path);
       const sigHex = signatureHex(sig.signature, sig.recovery!);
       const recovered = tronUtils.crypto.ecRecover(hex(txId), sigHex);
       assert.equal(recovered.toLowerCase(), hex(tronAddressBytes(wallet)));

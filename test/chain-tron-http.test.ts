@@ -10,12 +10,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { after, before, describe, test } from 'node:test';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { utils as tronUtils } from 'tronweb';
-import { LocalThresholdSigner } from '../src/chains/devnet/threshold-signer.ts';
 import { resolveNetwork, type TronNetworkConfig } from '../src/chains/networks.ts';
 import { createTronAdapter, type TronAdapter } from '../src/chains/tron/adapter.ts';
 import { tronAddressBytes, tronAddressFromBytes } from '../src/chains/tron/address.ts';
 import { parseJsonExact } from '../src/chains/tron/client.ts';
 import { ChainError } from '../src/errors.ts';
+import { type MpcSigner, startMpcSigner } from './helpers/mpc-signer.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const TRANSFER_TOPIC = 'ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
@@ -387,7 +387,7 @@ class FakeTronNode {
 }
 
 let node: FakeTronNode;
-let signer: LocalThresholdSigner;
+let signer: MpcSigner;
 let adapter: TronAdapter;
 const PATH = 'm/44/195';
 let ours: string;
@@ -401,7 +401,7 @@ const outsider = () => {
 before(async () => {
   node = new FakeTronNode();
   await node.start();
-  signer = LocalThresholdSigner.create({ threshold: 2, parties: 3 });
+  signer = await startMpcSigner();
   const net = resolveNetwork({
     id: 'tron-test',
     preset: 'tron',
@@ -419,6 +419,7 @@ before(async () => {
 });
 
 after(async () => {
+  await signer?.stop();
   await new Promise<void>((r) => node.server.close(() => r()));
 });
 
@@ -480,7 +481,7 @@ describe('tron over the TronGrid HTTP wire format', () => {
       }
       const signed = adapter.attachSignatures(
         tx,
-        tx.digests.map((d) => signer.sign(d.digest, PATH)),
+        await Promise.all(tx.digests.map((d) => signer.sign(d.digest, PATH))),
       );
       assert.deepEqual(await adapter.broadcast(signed), { txId: tx.txId, alreadyKnown: false });
       assert.equal((await adapter.broadcast(signed)).alreadyKnown, true);
@@ -504,13 +505,13 @@ describe('tron over the TronGrid HTTP wire format', () => {
       asset: adapter.asset('TRX'),
       amount: 5n,
     });
-    const wrong = [signer.sign(tx.digests[0]!.digest, 'm/44/196')];
+    const wrong = [await signer.sign(tx.digests[0]!.digest, 'm/44/196')];
     assert.throws(
       () => adapter.attachSignatures(tx, wrong),
       (e: unknown) => e instanceof ChainError && e.code === 'CUSTOS_CHAIN_SIGNATURE_MISMATCH',
     );
     // Forge the JSON past the adapter: the node's own check (TronWeb recovery) refuses it.
-    const good = adapter.attachSignatures(tx, [signer.sign(tx.digests[0]!.digest, PATH)]);
+    const good = adapter.attachSignatures(tx, [await signer.sign(tx.digests[0]!.digest, PATH)]);
     const sig65 = Buffer.from(wrong[0]!.signature).toString('hex') + (27 + wrong[0]!.recovery!).toString(16);
     const forged = {
       ...good,
