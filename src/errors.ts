@@ -305,6 +305,11 @@ export const ERROR_CODES = {
     status: 409,
     description: 'The vault policy has no owner signature yet: MPC nodes will not sign for it.',
   },
+  CUSTOS_VAULT_COLD_OFFLINE: {
+    status: 409,
+    description:
+      "A cold vault's keys exist only offline: their ceremonies run on the offline cluster, never on the online MPC nodes.",
+  },
 } as const satisfies Record<string, { status: number; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

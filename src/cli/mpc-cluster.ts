@@ -162,6 +162,7 @@ export function registerMpcClusterCommands(mpc: Command): void {
             parties: rec.parties.length,
             committee: rec.parties,
             publicKey: rec.publicKey,
+            chainCode: rec.chainCode,
             ...(rec.xpub ? { xpub: rec.xpub } : {}),
           };
           if (o.json) printJson(out);

@@ -19,7 +19,7 @@ import {
   type VaultPolicyStatement,
   verifyEd25519,
 } from '../mpc/authorizers/custody-evidence.ts';
-import type { MpcCoordinator } from '../mpc/client.ts';
+import { type MpcCoordinator, xpubFor } from '../mpc/client.ts';
 import type { KeyRecord } from '../mpc/registry.ts';
 import { getScheme } from '../mpc/schemes.ts';
 import {
@@ -240,7 +240,8 @@ export class CustodyService {
     await this.syncRegisteredTokens();
     const reg = this.deps.coordinator.registry;
     for (const k of await new VaultRepository(this.db).allKeys()) {
-      if (reg.get(k.key_id)) continue;
+      // Cold vaults' keys are offline: the online coordinator must not know them.
+      if (k.tier === 'cold' || reg.get(k.key_id)) continue;
       reg.put({
         keyId: k.key_id,
         scheme: k.scheme as SchemeName,
@@ -379,8 +380,31 @@ export class CustodyService {
       parties: number;
       requiredApprovals?: number | undefined;
       schemes?: SchemeName[] | undefined;
+      /** Cold vaults: the public halves of keys made by DKG on an offline cluster (no DKG on line). */
+      offlineKeys?: OfflineKeyInput[] | undefined;
     },
   ): Promise<VaultView> {
+    if (input.tier === 'cold') {
+      if (!input.offlineKeys?.length) {
+        throw new ValidationError(
+          'CUSTOS_VALIDATION',
+          'a cold vault is created from keys made offline: give offlineKeys (the output of `custos mpc keygen` on the offline cluster); its shares never reach the online nodes',
+        );
+      }
+      if (input.schemes)
+        throw new ValidationError('CUSTOS_VALIDATION', 'a cold vault takes its schemes from offlineKeys');
+      // The vault's t-of-n is its keys'.
+      input = {
+        ...input,
+        threshold: input.offlineKeys[0]!.threshold,
+        parties: input.offlineKeys[0]!.parties.length,
+      };
+    } else if (input.offlineKeys) {
+      throw new ValidationError(
+        'CUSTOS_VALIDATION',
+        'offlineKeys are for cold vaults only (hot and warm keys are made by DKG on the online nodes)',
+      );
+    }
     if (input.threshold < 1 || input.threshold > input.parties || input.parties > 10) {
       throw new ValidationError('CUSTOS_VALIDATION', 'threshold must be 1..parties and parties at most 10');
     }
@@ -390,7 +414,9 @@ export class CustodyService {
     }
     const schemes = [
       ...new Set(
-        input.schemes ?? [...this.deps.chains.values()].map((c) => c.signingScheme ?? 'ecdsa-secp256k1'),
+        input.offlineKeys?.map((k) => k.scheme) ??
+          input.schemes ??
+          [...this.deps.chains.values()].map((c) => c.signingScheme ?? 'ecdsa-secp256k1'),
       ),
     ].sort();
     if (schemes.length === 0) throw new ValidationError('CUSTOS_VALIDATION', 'no signing scheme');
@@ -399,9 +425,12 @@ export class CustodyService {
       throw new CustodyError('CUSTOS_CONFLICT', `a vault named ${input.name} exists`);
     }
     const vaultId = `vlt_${randomUUID().replaceAll('-', '').slice(0, 20)}`;
-    const keys: KeyRecord[] = [];
-    for (const scheme of schemes) {
-      keys.push(await this.deps.coordinator.createKey(scheme, input.threshold, input.parties));
+    const keys: VaultKeyMaterial[] = [];
+    if (input.offlineKeys) keys.push(...(await this.#offlineKeys(input.offlineKeys)));
+    else {
+      for (const scheme of schemes) {
+        keys.push(await this.deps.coordinator.createKey(scheme, input.threshold, input.parties));
+      }
     }
     const policy: VaultPolicyStatement = {
       v: 1,
@@ -450,7 +479,12 @@ export class CustodyService {
           orgId: p.orgId,
           keyId: k.keyId,
           kind: 'create',
-          details: { scheme: k.scheme, threshold: k.threshold, parties: k.parties },
+          details: {
+            scheme: k.scheme,
+            threshold: k.threshold,
+            parties: k.parties,
+            ...(input.offlineKeys ? { offline: true } : {}),
+          },
           actorId: p.actor.id,
         });
       }
@@ -467,6 +501,7 @@ export class CustodyService {
           parties: input.parties,
           requiredApprovals: required,
           keys: keys.map((k) => ({ keyId: k.keyId, scheme: k.scheme, publicKey: k.publicKey })),
+          ...(input.offlineKeys ? { offlineKeys: true } : {}),
         },
       });
       return vaultView(v, rows);
@@ -662,6 +697,76 @@ export class CustodyService {
     });
   }
 
+  /**
+   * Checks the public halves of offline keys for a cold vault: well-formed, a valid point and chain
+   * code (an HD child derives), one per scheme, one t-of-n, and unknown to the online coordinator —
+   * a key whose shares are on the online nodes is not cold.
+   */
+  async #offlineKeys(input: OfflineKeyInput[]): Promise<VaultKeyMaterial[]> {
+    const out: VaultKeyMaterial[] = [];
+    const bad = (msg: string) => new ValidationError('CUSTOS_VALIDATION', `offlineKeys: ${msg}`);
+    for (const k of input) {
+      if (!/^key_[A-Za-z0-9_-]{4,64}$/.test(k.keyId))
+        throw bad(`key id ${JSON.stringify(k.keyId)} is malformed`);
+      if (out.some((o) => o.scheme === k.scheme)) throw bad(`two ${k.scheme} keys`);
+      const n = k.parties.length;
+      if (new Set(k.parties).size !== n || k.parties.some((x) => !Number.isInteger(x) || x < 1 || x > 255)) {
+        throw bad(`${k.keyId}: parties must be distinct node ids 1..255`);
+      }
+      if (k.threshold < 1 || k.threshold > n || n > 10)
+        throw bad(`${k.keyId}: threshold must be 1..parties (at most 10)`);
+      if (out[0] && (out[0].threshold !== k.threshold || out[0].parties.length !== n)) {
+        throw bad('every key of a vault has the same t-of-n');
+      }
+      if (this.deps.coordinator.registry.get(k.keyId)) {
+        throw new CustodyError(
+          'CUSTOS_VAULT_COLD_OFFLINE',
+          `${k.keyId} is a key of the online MPC nodes; a cold vault's keys are made on the offline cluster`,
+        );
+      }
+      const publicKey = k.publicKey.toLowerCase();
+      const chainCode = k.chainCode.toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(chainCode)) throw bad(`${k.keyId}: chainCode is 32 bytes hex`);
+      try {
+        const scheme = await getScheme(k.scheme);
+        scheme.derivePublicKey(
+          {
+            scheme: k.scheme,
+            threshold: k.threshold,
+            parties: k.parties,
+            publicKey: unhex(publicKey),
+            chainCode: unhex(chainCode),
+          },
+          'm/0',
+        );
+      } catch {
+        throw bad(`${k.keyId}: publicKey is not a valid ${k.scheme} public key`);
+      }
+      const xpub = xpubFor(k.scheme, publicKey, chainCode);
+      out.push({
+        keyId: k.keyId,
+        scheme: k.scheme,
+        threshold: k.threshold,
+        parties: [...k.parties],
+        publicKey,
+        chainCode,
+        generation: 0,
+        ...(xpub ? { xpub } : {}),
+      });
+    }
+    return out;
+  }
+
+  /** Key ceremonies for a cold vault's keys run offline, never on the online nodes. */
+  #refuseCold(v: { id: string; tier: string }, what: string): void {
+    if (v.tier === 'cold') {
+      throw new CustodyError(
+        'CUSTOS_VAULT_COLD_OFFLINE',
+        `vault ${v.id} is cold: ${what} runs on the offline cluster, not on the online MPC nodes`,
+      );
+    }
+  }
+
   async listKeys(p: Principal): Promise<VaultKeyView[]> {
     return (await new VaultRepository(this.db).listKeys(p)).map(keyView);
   }
@@ -673,6 +778,7 @@ export class CustodyService {
     input: { vaultId: string; scheme: SchemeName },
   ): Promise<VaultKeyView> {
     const v = await this.vaultRow(p, input.vaultId);
+    this.#refuseCold(v, 'a new key');
     const repo0 = new VaultRepository(this.db);
     if ((await repo0.keys(v.id)).some((k) => k.scheme === input.scheme)) {
       throw new CustodyError('CUSTOS_CONFLICT', `vault already has a ${input.scheme} key`);
@@ -739,6 +845,7 @@ export class CustodyService {
   ): Promise<VaultKeyView> {
     const existing = await new VaultRepository(this.db).key(p, keyId);
     if (!existing) throw notFound('key');
+    this.#refuseCold(await this.vaultRow(p, existing.vault_id), `a key ${kind}`);
     let r: { threshold: number; parties: number[]; generation: number };
     try {
       r = await run();
@@ -952,3 +1059,22 @@ export class CustodyService {
     return balanceViews(await new LedgerRepository(this.db).accountsOfWallet(w.id));
   }
 }
+
+/** The public half of a key made by DKG on an offline cluster (`custos mpc keygen --json`). */
+export interface OfflineKeyInput {
+  keyId: string;
+  scheme: SchemeName;
+  /** Hex: 33-byte compressed secp256k1 point, or 32-byte Ed25519 / x-only key, as keygen prints it. */
+  publicKey: string;
+  chainCode: string;
+  threshold: number;
+  /** The committee's node ids (keygen's `committee`). */
+  parties: number[];
+}
+
+type VaultKeyMaterial = Pick<
+  KeyRecord,
+  'keyId' | 'scheme' | 'threshold' | 'parties' | 'publicKey' | 'chainCode' | 'generation'
+> & {
+  xpub?: string | undefined;
+};

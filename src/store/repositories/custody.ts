@@ -112,8 +112,14 @@ export class VaultRepository {
       .orderBy('scheme')
       .execute();
   }
-  allKeys(): Promise<VaultKeyRow[]> {
-    return this.db.selectFrom('vault_keys').selectAll().execute();
+  /** Every vault key, with its vault's tier. */
+  allKeys(): Promise<(VaultKeyRow & { tier: string })[]> {
+    return this.db
+      .selectFrom('vault_keys')
+      .innerJoin('vaults', 'vaults.id', 'vault_keys.vault_id')
+      .selectAll('vault_keys')
+      .select('vaults.tier')
+      .execute();
   }
   key(scope: Scope, keyId: string): Promise<VaultKeyRow | undefined> {
     return this.db

@@ -272,7 +272,8 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
         config: { permission: 'keys:ceremony' },
         schema: {
           tags: ['vaults'],
-          summary: 'Create a vault: one threshold key per signing scheme (DKG on the MPC nodes)',
+          summary:
+            'Create a vault: one threshold key per signing scheme (DKG on the MPC nodes; a cold vault takes the public halves of keys made on an offline cluster)',
           security,
           body: z
             .object({
@@ -282,6 +283,25 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
               parties: z.number().int().min(1).max(10).default(3),
               requiredApprovals: z.number().int().min(0).max(10).optional(),
               schemes: z.array(schemeEnum).min(1).max(3).optional(),
+              offlineKeys: z
+                .array(
+                  z
+                    .object({
+                      keyId: z.string().min(1).max(80),
+                      scheme: schemeEnum,
+                      publicKey: z.string().regex(/^(?:[0-9a-fA-F]{2}){32,33}$/),
+                      chainCode: z.string().regex(/^[0-9a-fA-F]{64}$/),
+                      threshold: z.number().int().min(1).max(10),
+                      parties: z.array(z.number().int().min(1).max(255)).min(1).max(10),
+                    })
+                    .strict(),
+                )
+                .min(1)
+                .max(3)
+                .optional()
+                .describe(
+                  'Cold vaults only (and required for them): `custos mpc keygen --json` output of the offline cluster — keyId, scheme, publicKey, chainCode, threshold, parties (its committee). No DKG runs on line and the online nodes never hold these keys.',
+                ),
             })
             .strict(),
           response: { 201: vaultSchema, ...errors },
