@@ -23,6 +23,7 @@ interface ApproveOptions {
   endorse?: string;
   asset?: string;
   trustOwner?: boolean;
+  trustFile?: string;
   org?: string;
   api?: string;
   token?: string;
@@ -41,6 +42,10 @@ export function registerApproveCommands(program: Command): void {
     .option('--asset <assetId>', 'owner: endorse this registered token (network:SYMBOL) for signing')
     .option('--trust-owner', 'dev node operator: trust this key as an owner key of --org on the local nodes')
     .option('--org <orgId>', 'organisation (with --trust-owner)')
+    .option(
+      '--trust-file <file>',
+      "with --trust-owner: a node's trusted-owners file (custos mpc-node start --trusted-owners; default: the dev nodes' DATA_DIR/mpc/trusted-owners.json)",
+    )
     .option('--api <url>', 'API base URL (default: the running custos dev)')
     .option('--token <token>', 'access token or API key')
     .option('--data-dir <dir>', 'data directory of custos dev', './.custos')
@@ -49,7 +54,9 @@ export function registerApproveCommands(program: Command): void {
       const key = parseApproverKeyFile(readFileSync(resolve(o.key), 'utf8'));
       if (o.trustOwner) {
         if (!o.org) throw new ConfigError('CUSTOS_VALIDATION', '--trust-owner needs --org');
-        const file = join(resolve(o.dataDir), 'mpc', 'trusted-owners.json');
+        const file = o.trustFile
+          ? resolve(o.trustFile)
+          : join(resolve(o.dataDir), 'mpc', 'trusted-owners.json');
         const j = existsSync(file)
           ? (JSON.parse(readFileSync(file, 'utf8')) as { orgs: Record<string, string[]> })
           : { orgs: {} };

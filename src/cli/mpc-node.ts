@@ -7,10 +7,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createBus, natsOptionsOf, plaintextNatsWarning } from '../bus/index.ts';
+import type { NetworkInput } from '../chains/networks.ts';
 import { loadConfig } from '../config.ts';
 import type { ProtocolMessage } from '../crypto/threshold.ts';
+import { nodeChainDecoders } from '../custody/chains.ts';
+import { devTestChains } from '../custody/test-chain.ts';
 import { MpcError } from '../errors.ts';
 import { createLogger } from '../log/logger.ts';
+import { custodyApprovalAuthorizer, FileOwnerTrust } from '../mpc/authorizers/custody-approvals.ts';
 import { type LoadedCluster, loadClusterFile, readSecretFile } from '../mpc/cluster.ts';
 import { identityExists, initNodeIdentity, loadNodeIdentity } from '../mpc/identity.ts';
 import { nodeDataDir, nodeSecret, openNode } from '../mpc/local.ts';
@@ -25,6 +29,7 @@ interface NodeCliOptions {
   dataDir?: string;
   cluster?: string;
   secretFile?: string;
+  trustedOwners?: string;
   json?: boolean;
 }
 
@@ -107,6 +112,10 @@ export function registerMpcNodeCommands(program: Command): void {
     .option('--data-dir <dir>', 'the node data directory (reads DIR/cluster.json unless --cluster is given)')
     .option('--cluster <file>', 'cluster file (the node data directory comes from it unless given)')
     .option('--secret-file <file>', 'node secret file')
+    .option(
+      '--trusted-owners <file>',
+      "owner keys this node's operator trusts, per organisation (default: DATA_DIR/trusted-owners.json; custos approve --trust-owner --trust-file)",
+    )
     .option('--json', 'machine-readable errors')
     .action((o: NodeCliOptions) =>
       (async () => {
@@ -135,6 +144,7 @@ export function registerMpcNodeCommands(program: Command): void {
           logger,
         });
         let n: Awaited<ReturnType<typeof openNode>>;
+        let trustFile = '';
         try {
           const hooks = testHooks();
           n = await openNode({
@@ -146,12 +156,29 @@ export function registerMpcNodeCommands(program: Command): void {
             logger,
             ...(hooks ? { testHooks: hooks } : {}),
           });
+          // Custody withdrawals: the node verifies the evidence itself — the owner-signed vault
+          // policy, owner-endorsed approvals, and the transaction decoded by its own adapters —
+          // trusting only the owner keys its operator listed (evidence nobody checks is refused).
+          trustFile = resolve(
+            o.trustedOwners ?? join(nodeDataDir(cluster, id, o.dataDir), 'trusted-owners.json'),
+          );
+          n.addAuthorizer(
+            custodyApprovalAuthorizer({
+              trust: new FileOwnerTrust(trustFile),
+              chains: nodeChainDecoders(
+                cfg.networks as NetworkInput[],
+                cfg.env === 'production' ? [] : devTestChains({}),
+              ),
+            }),
+          );
           await n.start();
         } catch (e) {
           await bus.close();
           throw e;
         }
-        process.stdout.write(`${JSON.stringify({ event: 'ready', node: id, keys: n.keys().length })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ event: 'ready', node: id, keys: n.keys().length, trustedOwners: trustFile })}\n`,
+        );
         let stopping = false;
         const stop = async () => {
           if (stopping) return;

@@ -1,7 +1,9 @@
 // Test harness for custody: a database backend, three in-process MPC nodes (each with the custody
 // approval authorizer and its own owner trust store), test chains, the security app with the
 // custody routes, an organisation with one user per role, and helpers for owner/approver keys.
-import { mkdtempSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -9,6 +11,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import type { FastifyInstance } from 'fastify';
 import { custodyRoutes } from '../../src/api/routes/custody/routes.ts';
 import { AuditLog } from '../../src/audit/log.ts';
+import { createBus } from '../../src/bus/index.ts';
 import type { Bus } from '../../src/bus/types.ts';
 import { forwardMpcSecurityEvents } from '../../src/custody/mpc-security-events.ts';
 import { type Custody, type CustodyOptions, createCustody } from '../../src/custody/runtime.ts';
@@ -21,8 +24,15 @@ import {
 } from '../../src/identity/approver-keys.ts';
 import { custodyApprovalAuthorizer, MemoryOwnerTrust } from '../../src/mpc/authorizers/custody-approvals.ts';
 import { statementMessage } from '../../src/mpc/authorizers/custody-evidence.ts';
-import { type InProcessCluster, startInProcessCluster } from '../../src/mpc/local.ts';
+import { createLocalCluster } from '../../src/mpc/cluster.ts';
+import {
+  type InProcessCluster,
+  nodeDataDir,
+  openCoordinator,
+  startInProcessCluster,
+} from '../../src/mpc/local.ts';
 import type { DatabaseHandle } from '../../src/store/database.ts';
+import { runCli, spawnCli, waitExit } from './cli.ts';
 import { makeOrg, type SecurityApp, startSecurityApp, type TestOrg, testKeys } from './identity-harness.ts';
 import { captureLogger } from './log-capture.ts';
 
@@ -66,6 +76,12 @@ export async function startCustodyHarness(opts: {
   /** A bus for the event relay (custody.events); its timer stays off (call custody.events.tick()). */
   bus?: Bus;
   eventRelay?: CustodyOptions['eventRelay'];
+  /**
+   * Production shape instead of in-process nodes: three `custos mpc-node start` processes on this
+   * NATS, each with the custody authoriser it installs itself and its own trusted-owners file (the
+   * owner key is added with `custos approve --trust-owner --trust-file`), and a coordinator over NATS.
+   */
+  nodeProcesses?: { natsUrl: string };
 }): Promise<CustodyHarness> {
   await opts.db.migrate();
   const dir = mkdtempSync(join(tmpdir(), 'custos-custody-'));
@@ -77,18 +93,20 @@ export async function startCustodyHarness(opts: {
   const chainEd = new TestChain({ network: 'test-ed25519', scheme: 'eddsa-ed25519' });
   const chains = [chain, chainEd];
   // Each node gets its own decoders (separate adapter instances: nothing shared with the control plane).
-  const cluster = await startInProcessCluster({
-    dir,
-    kdf: { memoryCost: 1024, timeCost: 1 },
-    poolSize: opts.poolSize ?? 4,
-    nodeOptions: () => {
-      const mine = new Map([
-        ['test', new TestChain({ network: 'test' })],
-        ['test-ed25519', new TestChain({ network: 'test-ed25519', scheme: 'eddsa-ed25519' })],
-      ]);
-      return { authorizers: [custodyApprovalAuthorizer({ trust, chains: (n) => mine.get(n) })] };
-    },
-  });
+  const cluster = opts.nodeProcesses
+    ? await startNodeProcesses(dir, opts.nodeProcesses.natsUrl, opts.poolSize ?? 4)
+    : await startInProcessCluster({
+        dir,
+        kdf: { memoryCost: 1024, timeCost: 1 },
+        poolSize: opts.poolSize ?? 4,
+        nodeOptions: () => {
+          const mine = new Map([
+            ['test', new TestChain({ network: 'test' })],
+            ['test-ed25519', new TestChain({ network: 'test-ed25519', scheme: 'eddsa-ed25519' })],
+          ]);
+          return { authorizers: [custodyApprovalAuthorizer({ trust, chains: (n) => mine.get(n) })] };
+        },
+      });
   const keys = testKeys();
   const log = captureLogger('info');
   const config = (await import('./identity-harness.ts')).testConfig();
@@ -146,6 +164,26 @@ export async function startCustodyHarness(opts: {
   const ownerKey = generateApproverKey();
   await registerApproverKey(org.users.owner, ownerKey);
   trust.trust(org.orgId, ownerKey.publicKey);
+  if (opts.nodeProcesses) {
+    // Each node operator lists the owner key in the node's own file, with the CLI.
+    const keyFile = join(dir, 'owner-key.json');
+    writeFileSync(keyFile, JSON.stringify(ownerKey), { mode: 0o600 });
+    for (const n of cluster.cluster.nodes) {
+      const file = join(nodeDataDir(cluster.cluster, n.id), 'trusted-owners.json');
+      const r = runCli([
+        'approve',
+        '--trust-owner',
+        '--org',
+        org.orgId,
+        '--key',
+        keyFile,
+        '--trust-file',
+        file,
+        '--json',
+      ]);
+      if (r.code !== 0) throw new Error(`trust owner on node ${n.id}: ${r.stderr}${r.stdout}`);
+    }
+  }
   const owner = org.users.owner;
   const endorse: CustodyHarness['endorse'] = async (approverKeyId) => {
     const st = await call('GET', `/v1/approver-keys/${approverKeyId}/endorsement-statement`, owner.token);
@@ -196,4 +234,71 @@ export function externalAddress(chain: TestChain): string {
       ? ed25519.getPublicKey(ed25519.utils.randomSecretKey())
       : secp256k1.getPublicKey(secp256k1.utils.randomSecretKey());
   return chain.deriveAddress(pk);
+}
+
+/** Three `custos mpc-node start` processes on NATS and a coordinator, shaped like an InProcessCluster. */
+async function startNodeProcesses(dir: string, natsUrl: string, poolSize: number): Promise<InProcessCluster> {
+  const cluster = await createLocalCluster({
+    dir,
+    nodes: 3,
+    threshold: 2,
+    poolSize,
+    kdf: { memoryCost: 1024, timeCost: 1 },
+    namespace: `h${randomBytes(6).toString('hex')}`,
+  });
+  const procs = new Map<number, ChildProcess>();
+  const start = async (id: number) => {
+    const p = spawnCli(['mpc-node', 'start', '--id', String(id), '--cluster', cluster.path!], {
+      CUSTOS_NATS_URL: natsUrl,
+      CUSTOS_LOG_LEVEL: 'warn',
+    });
+    let out = '';
+    p.stdout!.on('data', (d) => {
+      out += d;
+    });
+    p.stderr!.on('data', (d) => {
+      out += d;
+    });
+    const end = Date.now() + 60_000;
+    while (!out.includes('"event":"ready"')) {
+      if (p.exitCode !== null || Date.now() > end) {
+        p.kill('SIGKILL');
+        throw new Error(`mpc node ${id} did not become ready: ${out}`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    procs.set(id, p);
+  };
+  const stopNode = async (id: number) => {
+    const p = procs.get(id);
+    procs.delete(id);
+    if (!p) return;
+    p.kill('SIGTERM');
+    await waitExit(p, 15_000).catch(() => p.kill('SIGKILL'));
+  };
+  await Promise.all(cluster.nodes.map((n) => start(n.id)));
+  const bus = await createBus({ natsUrl, name: 'custody-harness-coordinator' });
+  const coordinator = openCoordinator({ cluster, bus });
+  await coordinator.start();
+  const end = Date.now() + 15_000;
+  while (!cluster.nodes.every((n) => coordinator.heartbeats().has(n.id))) {
+    if (Date.now() > end) throw new Error('no heartbeats from the node processes');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    cluster,
+    nodes: new Map(),
+    coordinator,
+    hub: undefined,
+    stopNode,
+    startNode: async (id: number) => {
+      await start(id);
+      throw new Error('node processes have no in-process MpcNode');
+    },
+    stop: async () => {
+      await coordinator.stop();
+      await Promise.all([...procs.keys()].map(stopNode));
+      await bus.close();
+    },
+  };
 }
