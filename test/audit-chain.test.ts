@@ -24,6 +24,21 @@ import { makeOrg, startSecurityApp, testKeys } from './helpers/identity-harness.
 
 const N = 10_000;
 
+/** An audit log with the audit keys of `keys`, checkpointing every `every` entries. */
+const auditLogOf = (keys: { auditHmacKey: Uint8Array; auditCheckpointKey: Uint8Array }, every: number) =>
+  new AuditLog({
+    hmacKey: keys.auditHmacKey,
+    checkpointKey: keys.auditCheckpointKey,
+    checkpointEvery: every,
+  });
+
+/** A migrated database of `backend`. */
+async function openMigrated(backend: { open(): Promise<DatabaseHandle> }): Promise<DatabaseHandle> {
+  const db = await backend.open();
+  await db.migrate();
+  return db;
+}
+
 function input(i: number) {
   return {
     orgId: i % 3 === 0 ? null : 'org-1',
@@ -91,13 +106,8 @@ for (const backend of databaseBackends()) {
     const row = async (seq: bigint) => (await new AuditRepository(db.db).get(seq))!;
 
     before(async () => {
-      db = await backend.open();
-      await db.migrate();
-      audit = new AuditLog({
-        hmacKey: keys.auditHmacKey,
-        checkpointKey: keys.auditCheckpointKey,
-        checkpointEvery: 1000,
-      });
+      db = await openMigrated(backend);
+      audit = auditLogOf(keys, 1000);
       pub = ed25519.getPublicKey(keys.auditCheckpointKey);
       // The first entries through the real path (one transaction each), the rest in bulk.
       for (let i = 1; i <= 25; i++) await db.db.transaction().execute((trx) => audit.append(trx, input(i)));
@@ -325,11 +335,7 @@ describe('custos audit verify (CLI)', () => {
   test('reports OK, then the first bad sequence number after tampering; --from skips earlier entries', async () => {
     const config = loadConfig({ env: { CUSTOS_DATA_DIR: dir, CUSTOS_ENV: 'test' }, cwd: '/nonexistent' });
     const keys = loadSecurityKeys(config); // generated under <dir>/secrets, as custos dev would
-    const audit = new AuditLog({
-      hmacKey: keys.auditHmacKey,
-      checkpointKey: keys.auditCheckpointKey,
-      checkpointEvery: 1000,
-    });
+    const audit = auditLogOf(keys, 1000);
     let db = await openDatabase({ pgliteDir: join(dir, 'db') });
     await db.migrate();
     await bulk(db, audit, 1500);
@@ -381,13 +387,8 @@ for (const backend of databaseBackends()) {
       ).map((r) => r.target_id);
 
     before(async () => {
-      db = await backend.open();
-      await db.migrate();
-      audit = new AuditLog({
-        hmacKey: keys.auditHmacKey,
-        checkpointKey: keys.auditCheckpointKey,
-        checkpointEvery: 4,
-      });
+      db = await openMigrated(backend);
+      audit = auditLogOf(keys, 4);
     });
     after(async () => {
       await db?.close();

@@ -53,16 +53,27 @@ export interface AuditLogOptions {
   now?: () => Date;
 }
 
+/** The error of an entry that could not be written (the caller's transaction then rolls back). */
+function unavailable(cause: unknown, inputs: AuditInput[]): AuditError {
+  return new AuditError(
+    'CUSTOS_AUDIT_UNAVAILABLE',
+    'the audit entry could not be written; nothing was changed',
+    {
+      cause,
+      details: { action: inputs[0]?.action },
+    },
+  );
+}
+
 export class AuditLog {
   readonly checkpointPublicKey: Uint8Array;
   private readonly hmacKey: Uint8Array;
   private readonly checkpointKey: Uint8Array;
   private readonly every: bigint;
   private readonly now: () => Date;
-  /** Transactions that hold the head lock, and the head each has written (until they end). */
-  readonly #locked = new WeakSet<Transaction<Database>>();
   /** Transactions whose entries are collected and written at their end (see `transaction`). */
   readonly #deferred = new WeakMap<Transaction<Database>, AuditInput[]>();
+  /** The head each transaction has written (it holds the head lock from its first insert to its end). */
   readonly #heads = new WeakMap<Transaction<Database>, { seq: bigint; hash: string }>();
   /** The last entry this process wrote (maybe rolled back since): a guess, checked on insert. */
   #lastHead: { seq: bigint; hash: string } | undefined;
@@ -113,14 +124,7 @@ export class AuditLog {
       try {
         for (const input of inputs) normalizeDetails(input.details ?? {});
       } catch (e) {
-        throw new AuditError(
-          'CUSTOS_AUDIT_UNAVAILABLE',
-          'the audit entry could not be written; nothing was changed',
-          {
-            cause: e,
-            details: { action: inputs[0]?.action },
-          },
-        );
+        throw unavailable(e, inputs);
       }
       pending.push(...inputs);
       return;
@@ -156,8 +160,7 @@ export class AuditLog {
       let head: { seq: bigint; hash: string } | null | undefined = this.#heads.get(trx);
       let entries: AuditEntry[] | undefined;
       if (!head) {
-        if (!this.#locked.has(trx)) await repo.lockHead();
-        this.#locked.add(trx);
+        await repo.lockHead();
         // The head this process last wrote is usually still the head: insert on that assumption,
         // checked by the database in the same statement; only when another writer (another process,
         // or a rolled-back transaction of ours) moved it is the head read.
@@ -184,14 +187,7 @@ export class AuditLog {
       }
       return entries;
     } catch (e) {
-      throw new AuditError(
-        'CUSTOS_AUDIT_UNAVAILABLE',
-        'the audit entry could not be written; nothing was changed',
-        {
-          cause: e,
-          details: { action: inputs[0]!.action },
-        },
-      );
+      throw unavailable(e, inputs);
     }
   }
 
@@ -207,15 +203,6 @@ export class AuditLog {
       prev = entry.hash;
     }
     return entries;
-  }
-
-  /**
-   * Takes the audit head lock for the rest of `trx` (writers that must hold it before touching other
-   * rows, see CustodyService.write); a later append in `trx` does not take it again.
-   */
-  async lockHead(trx: Transaction<Database>): Promise<void> {
-    await new AuditRepository(trx).lockHead();
-    this.#locked.add(trx);
   }
 
   /** An entry that records no other change (e.g. a denied request): its own transaction. */

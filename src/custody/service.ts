@@ -22,6 +22,7 @@ import {
 import { type MpcCoordinator, xpubFor } from '../mpc/client.ts';
 import type { KeyRecord } from '../mpc/registry.ts';
 import { getScheme } from '../mpc/schemes.ts';
+import { checkKeyId } from '../mpc/share-store.ts';
 import {
   type AddressRow,
   AssetRepository,
@@ -706,8 +707,11 @@ export class CustodyService {
     const out: VaultKeyMaterial[] = [];
     const bad = (msg: string) => new ValidationError('CUSTOS_VALIDATION', `offlineKeys: ${msg}`);
     for (const k of input) {
-      if (!/^key_[A-Za-z0-9_-]{4,64}$/.test(k.keyId))
+      try {
+        checkKeyId(k.keyId);
+      } catch {
         throw bad(`key id ${JSON.stringify(k.keyId)} is malformed`);
+      }
       if (out.some((o) => o.scheme === k.scheme)) throw bad(`two ${k.scheme} keys`);
       const n = k.parties.length;
       if (new Set(k.parties).size !== n || k.parties.some((x) => !Number.isInteger(x) || x < 1 || x > 255)) {

@@ -291,9 +291,8 @@ async function startNodeProcesses(dir: string, natsUrl: string, poolSize: number
     coordinator,
     hub: undefined,
     stopNode,
-    startNode: async (id: number) => {
-      await start(id);
-      throw new Error('node processes have no in-process MpcNode');
+    startNode: async () => {
+      throw new Error('node processes have no in-process MpcNode to return');
     },
     stop: async () => {
       await coordinator.stop();
