@@ -310,6 +310,11 @@ export const ERROR_CODES = {
     description:
       "A cold vault's keys exist only offline: their ceremonies run on the offline cluster, never on the online MPC nodes.",
   },
+  CUSTOS_OFFLINE_SIGNATURE_INVALID: {
+    status: 422,
+    description:
+      "Imported offline signatures do not belong to this withdrawal (another transaction, intent, key or digest) or do not verify under its source address's key; nothing was changed.",
+  },
 } as const satisfies Record<string, { status: number; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,7 +1,7 @@
 // Cold vaults: keys made by DKG on an offline cluster (here a second in-process cluster with its own
 // bus hub, unreachable from the platform's), and only their public halves given to the platform.
 // The online coordinator and nodes never learn the key; addresses derive from the public key; the
-// offline shares are what control them; deposits are credited; withdrawals are not signed on line;
+// offline shares are what control them; deposits are credited; withdrawals need approvals;
 // key ceremonies on line are refused; and malformed or online keys are not accepted as cold.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -106,7 +106,8 @@ describe('cold vaults: keys made offline, public keys only on line (PGlite)', ()
     const b = await call('GET', `/v1/wallets/${w.body.id}/balances`, operator.token);
     assert.equal(b.body.balances[0].available, '3000000');
 
-    // A withdrawal is not signed on line: screening rejects it and the funds are released.
+    // A withdrawal needs approvals and is never signed on line (test/custody-cold-withdrawal.test.ts
+    // signs one offline); cancelled here, its funds are released.
     const t = await call(
       'POST',
       '/v1/transactions',
@@ -115,7 +116,9 @@ describe('cold vaults: keys made offline, public keys only on line (PGlite)', ()
       { 'idempotency-key': 'cold-1' },
     );
     assert.equal(t.status, 201, JSON.stringify(t.body));
-    assert.equal(t.body.state, 'rejected');
+    assert.equal(t.body.state, 'pending_approval');
+    assert.equal(t.body.requiredApprovals, 2, 'a cold vault needs two approvals by default');
+    assert.equal((await call('POST', `/v1/transactions/${t.body.id}/cancel`, operator.token)).status, 200);
     const b2 = await call('GET', `/v1/wallets/${w.body.id}/balances`, operator.token);
     assert.equal(b2.body.balances[0].available, '3000000');
     assert.equal(b2.body.balances[0].reserved, '0');

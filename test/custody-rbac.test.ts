@@ -140,6 +140,25 @@ const CUSTODY_CASES: Record<string, RouteCase<Fixtures>> = {
     url: (f) => `/v1/transactions/${f.txId}/rejections`,
     body: badVote,
   },
+  // Not a cold vault's withdrawal: past the permission check both are domain refusals (409).
+  'GET /v1/transactions/:txId/signing-request': {
+    permission: 'transactions:sign_offline',
+    url: (f) => `/v1/transactions/${f.txId}/signing-request`,
+  },
+  'POST /v1/transactions/:txId/signatures': {
+    permission: 'transactions:sign_offline',
+    url: (f) => `/v1/transactions/${f.txId}/signatures`,
+    body: (f) => ({
+      kind: 'custos-offline-signatures/v1',
+      transactionId: f.txId,
+      intentHash: f.intentHash,
+      keyId: f.keyId,
+      derivationPath: 'm/0',
+      signatures: [
+        { digest: randomBytes(32).toString('hex'), signature: randomBytes(64).toString('hex'), recovery: 0 },
+      ],
+    }),
+  },
   'POST /v1/transactions/:txId/cancel': {
     permission: 'transactions:cancel',
     url: (f) => `/v1/transactions/${f.txId}/cancel`,

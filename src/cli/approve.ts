@@ -10,10 +10,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, CustosError } from '../errors.ts';
+import { ConfigError } from '../errors.ts';
 import { parseApproverKeyFile, signWithApproverKey } from '../identity/approver-keys.ts';
 import { approvalMessage, statementMessage } from '../mpc/authorizers/custody-evidence.ts';
-import { readDevInfo, writeAtomic } from '../roles/data-dir.ts';
+import { writeAtomic } from '../roles/data-dir.ts';
+import { apiClient } from './api-client.ts';
 import { printJson } from './output.ts';
 
 interface ApproveOptions {
@@ -66,28 +67,7 @@ export function registerApproveCommands(program: Command): void {
         writeAtomic(file, `${JSON.stringify(j, null, 2)}\n`, 0o644);
         return out(o, { trusted: key.publicKey, org: o.org, file });
       }
-      const api = apiOf(o);
-      const token = o.token;
-      if (!token) throw new ConfigError('CUSTOS_VALIDATION', 'give --token (an access token or API key)');
-      const call = async (method: string, path: string, body?: unknown) => {
-        const res = await fetch(`${api}${path}`, {
-          method,
-          headers: {
-            authorization: `Bearer ${token}`,
-            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        });
-        const j = (await res.json()) as Record<string, unknown>;
-        if (!res.ok) {
-          const e = j['error'] as { code?: string; message?: string } | undefined;
-          throw new CustosError(
-            (e?.code ?? 'CUSTOS_INTERNAL') as 'CUSTOS_INTERNAL',
-            e?.message ?? `HTTP ${res.status}`,
-          );
-        }
-        return j;
-      };
+      const call = apiClient(o);
       if (o.vaultPolicy) {
         const v = await call('GET', `/v1/vaults/${encodeURIComponent(o.vaultPolicy)}`);
         const signature = signWithApproverKey(key, statementMessage(v['policy'] as never));
@@ -147,13 +127,6 @@ export function registerApproveCommands(program: Command): void {
         asset: tx['asset'],
       });
     });
-}
-
-function apiOf(o: ApproveOptions): string {
-  if (o.api) return o.api.replace(/\/$/, '');
-  const dev = readDevInfo(resolve(o.dataDir));
-  if (!dev) throw new ConfigError('CUSTOS_VALIDATION', 'no running custos dev found: give --api URL');
-  return dev.api;
 }
 
 function out(o: ApproveOptions, value: Record<string, unknown>): void {

@@ -15,11 +15,13 @@ import { registerApproveCommands } from './approve.ts';
 import { registerAuditCommands } from './audit.ts';
 import { registerAuthCommands } from './auth.ts';
 import { registerChainWatcher } from './chain-watcher.ts';
+import { registerColdCommands } from './cold.ts';
 import { registerDevFaucet } from './dev-faucet.ts';
 import { registerDevLogin } from './dev-login.ts';
 import { registerKeysCommands } from './keys.ts';
 import { registerMpcCommands } from './mpc.ts';
 import { registerMpcNodeCommands } from './mpc-node.ts';
+import { registerOfflineSignerCommands } from './offline-signer.ts';
 import { fail, printJson } from './output.ts';
 
 interface GlobalOpts {
@@ -134,6 +136,8 @@ registerAuditCommands(program);
 registerAuthCommands(program);
 registerKeysCommands(program);
 registerApproveCommands(program);
+registerColdCommands(program);
+registerOfflineSignerCommands(program);
 
 // Loaded: hand Ctrl-C back to the commands (bin/custos.js covered the time it took to load).
 (globalThis as { custosReleaseEarlySignals?: () => void }).custosReleaseEarlySignals?.();

@@ -1,6 +1,6 @@
 // The screening step (DESIGN §3 step 2): where the policy engine of a later issue will decide. For
 // now one default policy:
-//   cold  → rejected (cold vaults sign offline; not available on line)
+//   cold  → the vault's required approvals (at least one); then signed on the offline cluster
 //   warm  → the vault's required approvals (at least one)
 //   hot   → automatic up to the wallet's hot limit (no limit set = automatic), above it the
 //           vault's required approvals (at least one)
@@ -24,9 +24,9 @@ export function screenWithdrawal(i: ScreeningInput): ScreeningResult {
   if (i.tier === 'cold') {
     return {
       policy: 'default/v1',
-      outcome: 'reject',
-      requiredApprovals: 0,
-      reasons: ['cold vaults sign offline only'],
+      outcome: 'require_approvals',
+      requiredApprovals: approvals,
+      reasons: [`cold vault: ${approvals} approval(s), then signed on the offline cluster`],
     };
   }
   if (i.tier === 'warm') {

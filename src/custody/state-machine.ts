@@ -7,6 +7,7 @@ export const TX_STATES = [
   'screening',
   'pending_approval',
   'approved',
+  'pending_signature',
   'signing',
   'broadcast',
   'confirming',
@@ -22,7 +23,10 @@ export const TRANSITIONS: Readonly<Record<TxState, readonly TxState[]>> = {
   created: ['screening', 'cancelled', 'failed'],
   screening: ['pending_approval', 'approved', 'rejected', 'failed'],
   pending_approval: ['approved', 'rejected', 'cancelled', 'expired'],
-  approved: ['signing', 'cancelled', 'expired', 'failed'],
+  // approved → pending_signature: a cold vault's withdrawal waits for the offline cluster's
+  // signatures (exported as a signing request, imported with POST …/signatures → signing).
+  approved: ['signing', 'pending_signature', 'cancelled', 'expired', 'failed'],
+  pending_signature: ['signing', 'cancelled', 'expired', 'failed'],
   signing: ['broadcast', 'failed'],
   broadcast: ['confirming', 'failed'],
   // confirming → broadcast: its block was reorganised away (the transaction waits to be mined again).

@@ -9,7 +9,9 @@
 //   process  (worker) approved → signing: the chain adapter builds the transaction; the coordinator
 //            asks the MPC nodes to sign with the evidence attached (intent, unsigned transaction,
 //            owner-signed vault policy, approvals with their owner endorsements) — every node checks
-//            it itself; → broadcast.
+//            it itself; → broadcast. A cold vault's withdrawal instead waits in pending_signature
+//            for the offline cluster: signingRequest exports the same evidence, importSignatures
+//            checks what comes back against the digests and the source key (→ signing → broadcast).
 //   advance  (chain watcher) broadcast → confirming → completed; the reservation is settled.
 // Terminal failures (rejected, cancelled, expired, failed) give the reservation back.
 import { createHash, randomUUID } from 'node:crypto';
@@ -17,6 +19,7 @@ import type { Transaction } from 'kysely';
 import type { AuditActor, AuditInput } from '../audit/log.ts';
 import { withNonceTransaction } from '../chains/evm/nonce-store-pg.ts';
 import type { ChainSignature, UnsignedTransaction } from '../chains/types.ts';
+import type { SchemeName } from '../crypto/threshold.ts';
 import { CustodyError, CustosError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Principal, RequestContext } from '../identity/principal.ts';
 import { assertNotInitiator } from '../identity/rbac.ts';
@@ -49,9 +52,18 @@ import { IdempotencyRepository } from '../store/repositories/idempotency.ts';
 import { ApproverKeyRepository } from '../store/repositories/identity.ts';
 import type { Database } from '../store/schema.ts';
 import { addressAccount, Ledger, orgAccount } from './ledger.ts';
+import {
+  buildSigningRequest,
+  type OfflineSignatures,
+  type SigningRequest,
+  verifyOfflineSignatures,
+} from './offline-signing.ts';
 import { screenWithdrawal } from './policy.ts';
 import { assetId, type CustodyService } from './service.ts';
 import { assertTransition, RELEASING, type TxState } from './state-machine.ts';
+
+/** The audit action of a cold-vault signing request's export. */
+export const SIGNING_REQUEST_ACTION = 'transaction.signing_request.export';
 
 export const WORKER: AuditActor = { type: 'service', id: 'custody-worker' };
 export const WATCHER: AuditActor = { type: 'service', id: 'chain-watcher' };
@@ -637,25 +649,187 @@ export class WithdrawalService {
       const repo = new TransactionRepository(trx);
       const tx = await repo.get(p, id, true);
       if (!tx) throw notFound();
-      const next = await this.#transition(trx, tx, 'cancelled', p.actor, ctx.requestId);
+      const exported = tx.state === 'pending_signature' ? await this.#releaseUnsigned(trx, tx) : undefined;
+      const next = await this.#transition(
+        trx,
+        tx,
+        'cancelled',
+        p.actor,
+        ctx.requestId,
+        exported !== undefined ? { signingRequestExported: exported } : {},
+      );
       return this.#view(next, await repo.approvals(id));
     });
   }
 
-  /** Expires every pending_approval/approved transaction past its expiry. */
+  /**
+   * Expires every pending_approval/approved transaction past its expiry, and every cold-vault one
+   * still waiting for offline signatures (the offline nodes refuse an expired intent anyway).
+   */
   async expireDue(now = new Date()): Promise<number> {
-    const due = await new TransactionRepository(this.db).dueToExpire(['pending_approval', 'approved'], now);
+    const states = ['pending_approval', 'approved', 'pending_signature'];
+    const due = await new TransactionRepository(this.db).dueToExpire(states, now);
     let n = 0;
     for (const t of due) {
       await this.custody.write(async (trx) => {
         const tx = await new TransactionRepository(trx).getById(t.id, true);
-        if (tx && (tx.state === 'pending_approval' || tx.state === 'approved')) {
-          await this.#transition(trx, tx, 'expired', WORKER, null);
+        if (tx && states.includes(tx.state)) {
+          const exported =
+            tx.state === 'pending_signature' ? await this.#releaseUnsigned(trx, tx) : undefined;
+          await this.#transition(
+            trx,
+            tx,
+            'expired',
+            WORKER,
+            null,
+            exported !== undefined ? { signingRequestExported: exported } : {},
+          );
           n++;
         }
       });
     }
     return n;
+  }
+
+  /**
+   * A withdrawal that will never be signed on line gives its transaction's nonce (EVM) back. Returns
+   * whether its signing request was ever exported — then the offline cluster may have signed it,
+   * and a signatures file for it is a signed transaction someone holds (docs/custody.md).
+   */
+  async #releaseUnsigned(trx: Transaction<Database>, tx: TransactionRow): Promise<boolean> {
+    if (tx.unsigned_tx) {
+      const chain = this.custody.chain(tx.network);
+      await withNonceTransaction(trx, () =>
+        chain.releaseTransfer(fromJsonSafe<UnsignedTransaction>(tx.unsigned_tx)),
+      );
+    }
+    const e = await trx
+      .selectFrom('audit_log')
+      .select('seq')
+      .where('action', '=', SIGNING_REQUEST_ACTION)
+      .where('target_id', '=', tx.id)
+      .limit(1)
+      .executeTakeFirst();
+    return e !== undefined;
+  }
+
+  // ---------- cold vaults: offline signing ----------
+
+  /**
+   * The signing request of a cold-vault withdrawal waiting in pending_signature: the digests, the
+   * source key and path, and the evidence the offline nodes check themselves. Every export is
+   * audited (no audit entry, no export).
+   */
+  async signingRequest(p: Principal, ctx: RequestContext, id: string): Promise<SigningRequest> {
+    const repo = new TransactionRepository(this.db);
+    const waiting = (tx: TransactionRow | undefined): TransactionRow => {
+      if (!tx) throw notFound();
+      if (tx.state !== 'pending_signature' || !tx.unsigned_tx) {
+        throw new CustodyError(
+          'CUSTOS_ILLEGAL_TRANSITION',
+          `a ${tx.state} transaction has no offline signing request (only a cold vault's approved withdrawal waits for one)`,
+          { details: { state: tx.state } },
+        );
+      }
+      return tx;
+    };
+    // Assembled from plain reads (the evidence reads approvals and endorsements), then the export is
+    // audited in a transaction that finds the withdrawal still waiting — or nothing is handed out.
+    const tx = waiting(await repo.get(p, id));
+    const w = await this.db
+      .selectFrom('wallets')
+      .select(['key_id', 'scheme'])
+      .where('id', '=', tx.wallet_id)
+      .executeTakeFirstOrThrow();
+    const vault = await this.custody.vaultRow(scopeOf(tx), tx.vault_id);
+    const intent = tx.intent as unknown as Intent;
+    const unsigned = fromJsonSafe<UnsignedTransaction>(tx.unsigned_tx);
+    const request = buildSigningRequest({
+      transactionId: tx.id,
+      orgId: tx.org_id,
+      vaultId: tx.vault_id,
+      network: tx.network,
+      keyId: w.key_id,
+      scheme: w.scheme as SchemeName,
+      derivationPath: intent.source.path,
+      signingPublicKey: await this.custody.derivePublicKey(w, intent.source.path),
+      digests: unsigned.digests.map((d) => d.digest),
+      evidence: await this.evidence(tx, unsigned, vault),
+    });
+    await this.custody.write(async (trx) => {
+      const now = waiting(await new TransactionRepository(trx).get(p, id, true));
+      if (now.intent_hash !== tx.intent_hash) throw notFound();
+      await this.audit.append(trx, {
+        orgId: tx.org_id,
+        actor: p.actor,
+        action: SIGNING_REQUEST_ACTION,
+        target: { type: 'transaction', id: tx.id },
+        requestId: ctx.requestId,
+        details: {
+          intentHash: tx.intent_hash,
+          keyId: w.key_id,
+          digests: request.digests,
+          approvals: request.evidence.approvals.length,
+        },
+      });
+    });
+    return request;
+  }
+
+  /**
+   * Imports the offline cluster's signatures for a pending_signature withdrawal: they must be for
+   * this transaction, intent, key and path, over its digests in order, and verify under its source
+   * address's key (nothing in the file is trusted); then pending_signature → signing (audited with
+   * the importer) and the transaction is broadcast.
+   */
+  async importSignatures(
+    p: Principal,
+    ctx: RequestContext,
+    id: string,
+    doc: OfflineSignatures,
+  ): Promise<TransactionView> {
+    const tx = await this.custody.write(async (trx) => {
+      const repo = new TransactionRepository(trx);
+      const t = await repo.get(p, id, true);
+      if (!t) throw notFound();
+      if (t.state !== 'pending_signature' || !t.unsigned_tx) {
+        throw new CustodyError(
+          'CUSTOS_ILLEGAL_TRANSITION',
+          `a ${t.state} transaction takes no offline signatures`,
+          { details: { state: t.state } },
+        );
+      }
+      const found = await repo.getForSigning(id);
+      if (!found) throw notFound();
+      const intent = t.intent as unknown as Intent;
+      const unsigned = fromJsonSafe<UnsignedTransaction>(t.unsigned_tx);
+      const signingPublicKey = await this.custody.derivePublicKey(
+        { key_id: found.keyId, scheme: found.scheme },
+        intent.source.path,
+        trx,
+      );
+      const signatures = await verifyOfflineSignatures(doc, {
+        transactionId: t.id,
+        intentHash: t.intent_hash,
+        keyId: found.keyId,
+        derivationPath: intent.source.path,
+        scheme: found.scheme,
+        signingPublicKey,
+        digests: unsigned.digests.map((d) => d.digest),
+      });
+      const signed = this.custody.chain(t.network).attachSignatures(unsigned, signatures);
+      return this.#transition(
+        trx,
+        t,
+        'signing',
+        p.actor,
+        ctx.requestId,
+        { offline: true, chainTxId: signed.txId, ...(doc.signers ? { signers: doc.signers } : {}) },
+        { signed_raw: signed.raw, chain_tx_id: signed.txId },
+      );
+    });
+    await this.#broadcast(tx);
+    return this.get(p, id);
   }
 
   // ---------- signing and broadcast ----------
@@ -798,13 +972,27 @@ export class WithdrawalService {
         );
         return null;
       }
+      const digests = unsigned.digests.map((d) => Buffer.from(d.digest).toString('hex'));
+      if (vault.tier === 'cold') {
+        // Signed offline: the request is exported (signingRequest) and the signatures imported.
+        await this.#transition(
+          trx,
+          tx,
+          'pending_signature',
+          WORKER,
+          null,
+          { digests, offline: true },
+          { unsigned_tx: JSON.stringify(toJsonSafe(unsigned)) },
+        );
+        return null;
+      }
       const next = await this.#transition(
         trx,
         tx,
         'signing',
         WORKER,
         null,
-        { digests: unsigned.digests.map((d) => Buffer.from(d.digest).toString('hex')) },
+        { digests },
         { unsigned_tx: JSON.stringify(toJsonSafe(unsigned)) },
       );
       return { tx: next, unsigned, intent, keyId, vault };

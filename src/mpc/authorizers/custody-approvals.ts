@@ -1,13 +1,16 @@
 // Node-side authorizer for custody withdrawals (DESIGN §3 step 6): before this node contributes to
 // a signature it checks, itself, from the evidence alone and its own trust anchors:
 //   1. the vault policy is signed by an owner key this node trusts for the organisation, names the
-//      key being used, and is not a cold vault (cold keys sign offline only);
+//      key being used, and has the tier this node serves: an online node never signs for a cold
+//      vault, and a node of the offline cluster (`offline: true`, `custos offline-signer`) signs
+//      for cold vaults only;
 //   2. intentHash is the hash of the intent, the intent is unexpired and belongs to that vault;
 //   3. the unsigned transaction decodes (with this node's own chain decoder) to exactly the intent's
 //      destination, asset and amount, and the digest requested is that transaction's digest, at the
 //      intent's derivation path;
-//   4. a warm vault: at least policy.requiredApprovals approvals over intentHash by distinct users,
-//      none the initiator, each by an approver key endorsed by a trusted owner.
+//   4. a warm or cold vault: at least policy.requiredApprovals (at least one) approvals over
+//      intentHash by distinct users, none the initiator, each by an approver key endorsed by a
+//      trusted owner.
 // Anything else is a deny (with the reason in the node's log); evidence of other kinds → abstain.
 //
 // Trust anchors (owner public keys per organisation) come from the node's own configuration — a
@@ -67,6 +70,8 @@ export interface CustodyAuthorizerOptions {
     token?: { symbol: string; decimals: number; contract: string },
   ) => Pick<ChainAdapter, 'explainTransaction'> | undefined;
   now?: () => number;
+  /** A node of the offline cluster: signs for cold vaults only (default: online, never cold). */
+  offline?: boolean;
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -91,7 +96,9 @@ export function custodyApprovalAuthorizer(opts: CustodyAuthorizerOptions): Autho
     }
     if (!policy.statement.keyIds.includes(req.keyId))
       return deny(`key ${req.keyId} is not in the vault policy`);
-    if (policy.statement.tier === 'cold') return deny('cold vault keys sign offline only');
+    if (opts.offline === true) {
+      if (policy.statement.tier !== 'cold') return deny('this offline cluster signs for cold vaults only');
+    } else if (policy.statement.tier === 'cold') return deny('cold vault keys sign offline only');
 
     // 2. The intent.
     if (intentHash(intent) !== ev.intentHash) return deny('intentHash does not match the intent');
@@ -154,7 +161,7 @@ export function custodyApprovalAuthorizer(opts: CustodyAuthorizerOptions): Autho
       return deny('derivation path is not the intent source path');
 
     // 4. Approvals.
-    const required = policy.statement.tier === 'warm' ? Math.max(1, policy.statement.requiredApprovals) : 0;
+    const required = policy.statement.tier === 'hot' ? 0 : Math.max(1, policy.statement.requiredApprovals);
     const users = new Set<string>();
     const msg = approvalMessage('approve', ev.intentHash);
     for (const a of ev.approvals) {

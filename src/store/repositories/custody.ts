@@ -539,7 +539,7 @@ export class TransactionRepository {
         tx: TransactionRow;
         keyId: string;
         scheme: string;
-        vault: Pick<VaultRow, 'id' | 'policy' | 'policy_signature' | 'policy_signer_key'>;
+        vault: Pick<VaultRow, 'id' | 'tier' | 'policy' | 'policy_signature' | 'policy_signer_key'>;
       }
     | undefined
   > {
@@ -551,6 +551,7 @@ export class TransactionRepository {
       .select([
         'w.key_id as w_key_id',
         'w.scheme as w_scheme',
+        'v.tier as v_tier',
         'v.policy as v_policy',
         'v.policy_signature as v_policy_signature',
         'v.policy_signer_key as v_policy_signer_key',
@@ -559,13 +560,14 @@ export class TransactionRepository {
       .forUpdate('t')
       .executeTakeFirst();
     if (!r) return undefined;
-    const { w_key_id, w_scheme, v_policy, v_policy_signature, v_policy_signer_key, ...tx } = r;
+    const { w_key_id, w_scheme, v_tier, v_policy, v_policy_signature, v_policy_signer_key, ...tx } = r;
     return {
       tx,
       keyId: w_key_id,
       scheme: w_scheme,
       vault: {
         id: tx.vault_id,
+        tier: v_tier,
         policy: v_policy,
         policy_signature: v_policy_signature,
         policy_signer_key: v_policy_signer_key,

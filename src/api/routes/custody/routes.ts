@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { EVENT_TYPES, type EventType, listEvents } from '../../../custody/events.ts';
+import { offlineSignaturesSchema, signingRequestSchema } from '../../../custody/offline-signing.ts';
 import { reconcile } from '../../../custody/reconcile.ts';
 import type { Custody } from '../../../custody/runtime.ts';
 import { TX_STATES } from '../../../custody/state-machine.ts';
@@ -780,13 +781,45 @@ export function custodyRoutes(custody: Custody, opts: { testChainFaucet?: boolea
             await wd.vote(principalOf(req), requestContext(req), req.params.txId, 'reject', lower(req.body)),
           ),
     );
+    r.get(
+      '/v1/transactions/:txId/signing-request',
+      {
+        config: { permission: 'transactions:sign_offline' },
+        schema: {
+          tags: ['transactions'],
+          summary:
+            'Cold vault: the offline signing request of a withdrawal in pending_signature (`custos cold export`), for `custos offline-signer sign` on the air-gapped host; each export is audited',
+          security,
+          params: z.object({ txId: id }),
+          response: { 200: signingRequestSchema, ...errors },
+        },
+      },
+      async (req) => wd.signingRequest(principalOf(req), requestContext(req), req.params.txId),
+    );
+    r.post(
+      '/v1/transactions/:txId/signatures',
+      {
+        config: { permission: 'transactions:sign_offline' },
+        schema: {
+          tags: ['transactions'],
+          summary:
+            "Cold vault: import the offline cluster's signatures (`custos cold import`); checked against the transaction's digests and source key, then broadcast",
+          security,
+          params: z.object({ txId: id }),
+          body: offlineSignaturesSchema,
+          response: { 200: transactionSchema, ...errors },
+        },
+      },
+      async (req) => wd.importSignatures(principalOf(req), requestContext(req), req.params.txId, req.body),
+    );
     r.post(
       '/v1/transactions/:txId/cancel',
       {
         config: { permission: 'transactions:cancel' },
         schema: {
           tags: ['transactions'],
-          summary: 'Cancel a withdrawal that is not yet signing',
+          summary:
+            'Cancel a withdrawal that is not yet signing (a cold-vault one also while it waits for offline signatures)',
           security,
           params: z.object({ txId: id }),
           response: { 200: transactionSchema, ...errors },

@@ -1,0 +1,97 @@
+// `custos cold export | import`: the online half of a cold-vault withdrawal (docs/custody.md, "Cold
+// vaults"). `export` writes a withdrawal's signing request to a file to carry to the air-gapped host
+// (`custos offline-signer sign` there); `import` submits the signatures file that comes back. The API
+// is --api URL (default: the running `custos dev`), the credential --token.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { offlineSignaturesSchema } from '../custody/offline-signing.ts';
+import { ValidationError } from '../errors.ts';
+import { writeAtomic } from '../roles/data-dir.ts';
+import { apiClient } from './api-client.ts';
+import { fail, printJson } from './output.ts';
+
+interface ColdOptions {
+  api?: string;
+  token?: string;
+  dataDir: string;
+  json?: boolean;
+}
+
+function print(o: ColdOptions, value: Record<string, unknown>): void {
+  if (o.json) printJson(value);
+  else
+    process.stdout.write(
+      `${Object.entries(value)
+        .map(([k, v]) => `${k.padEnd(14)} ${String(v)}`)
+        .join('\n')}\n`,
+    );
+}
+
+const apiOptions = (c: Command) =>
+  c
+    .option('--api <url>', 'API base URL (default: the running custos dev)')
+    .option('--token <token>', 'access token')
+    .option('--data-dir <dir>', 'data directory of custos dev', './.custos')
+    .option('--json', 'machine-readable output');
+
+export function registerColdCommands(program: Command): void {
+  const cold = program
+    .command('cold')
+    .description('cold vaults: carry withdrawals to the offline signer and back');
+
+  apiOptions(
+    cold
+      .command('export <txId>')
+      .description("write a pending_signature withdrawal's signing request to a file (audited)")
+      .requiredOption('--out <file>', 'the signing request file to write'),
+  ).action((txId: string, o: ColdOptions & { out: string }) =>
+    (async () => {
+      const call = apiClient(o);
+      const req = await call('GET', `/v1/transactions/${encodeURIComponent(txId)}/signing-request`);
+      const file = resolve(o.out);
+      writeAtomic(file, `${JSON.stringify(req, null, 2)}\n`, 0o600);
+      const intent = (req['evidence'] as { intent: Record<string, unknown> }).intent;
+      print(o, {
+        transactionId: txId,
+        file,
+        network: req['network'],
+        amount: intent['amount'],
+        asset: (intent['asset'] as { symbol: string }).symbol,
+        destination: intent['destination'],
+        digests: (req['digests'] as string[]).length,
+      });
+    })().catch((e) => fail(e, o.json === true)),
+  );
+
+  apiOptions(
+    cold
+      .command('import [txId]')
+      .description('submit the offline signer’s signatures file; the platform checks and broadcasts')
+      .requiredOption('--file <file>', 'the signatures file from custos offline-signer sign'),
+  ).action((txId: string | undefined, o: ColdOptions & { file: string }) =>
+    (async () => {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(readFileSync(resolve(o.file), 'utf8'));
+      } catch (e) {
+        throw new ValidationError(
+          'CUSTOS_VALIDATION',
+          `${o.file}: not a JSON file (${(e as Error).message})`,
+        );
+      }
+      const doc = offlineSignaturesSchema.safeParse(raw);
+      if (!doc.success) {
+        const i = doc.error.issues[0];
+        throw new ValidationError(
+          'CUSTOS_VALIDATION',
+          `${o.file}: not a signatures file (${i?.path.join('.') || 'kind'}: ${i?.message})`,
+        );
+      }
+      const id = txId ?? doc.data.transactionId;
+      const call = apiClient(o);
+      const tx = await call('POST', `/v1/transactions/${encodeURIComponent(id)}/signatures`, doc.data);
+      print(o, { transactionId: id, state: tx['state'], chainTxId: tx['chainTxId'] });
+    })().catch((e) => fail(e, o.json === true)),
+  );
+}
