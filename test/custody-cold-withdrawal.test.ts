@@ -6,7 +6,9 @@
 // broadcasts, and the chain completes it. Tampered requests get no signature, tampered signatures
 // are refused, and a waiting withdrawal can be cancelled or expire with its funds released.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +16,7 @@ import { verifyAuditChain } from '../src/audit/verify.ts';
 import { signWithApproverKey } from '../src/identity/approver-keys.ts';
 import { custodyApprovalAuthorizer, MemoryOwnerTrust } from '../src/mpc/authorizers/custody-approvals.ts';
 import { approvalMessage, statementMessage } from '../src/mpc/authorizers/custody-evidence.ts';
-import { runCliAsync } from './helpers/cli.ts';
+import { runCliAsync, spawnCli, waitExit } from './helpers/cli.ts';
 import { type CustodyHarness, externalAddress, startCustodyHarness } from './helpers/custody-harness.ts';
 import { databaseBackends } from './helpers/databases.ts';
 
@@ -33,8 +35,8 @@ for (const backend of databaseBackends())
     let walletId: string;
     /** Two approvers: a cold vault needs two approvals by default. */
     let approvers: { user: { id: string; token: string }; key: Json }[];
-    const cli = async (args: string[]) => {
-      const r = await runCliAsync(args);
+    const cli = async (args: string[], env: Record<string, string> = {}) => {
+      const r = await runCliAsync(args, env);
       return {
         ...r,
         json: (() => {
@@ -67,6 +69,8 @@ for (const backend of databaseBackends())
         '2',
         '--dir',
         offlineDir,
+        '--namespace',
+        `cold${randomBytes(5).toString('hex')}`,
         '--json',
       ]);
       assert.equal(init.code, 0, init.stderr + init.stdout);
@@ -369,6 +373,89 @@ for (const backend of databaseBackends())
         .executeTakeFirstOrThrow();
       assert.equal((entry.details as { signingRequestExported?: boolean }).signingRequestExported, true);
       assert.deepEqual(await balance(), before);
+    });
+
+    const natsUrl = process.env['CUSTOS_TEST_NATS_URL'];
+    test('offline nodes as separate `custos mpc-node start --offline` processes on the offline LAN’s NATS', {
+      skip: natsUrl ? undefined : 'CUSTOS_TEST_NATS_URL not set',
+    }, async () => {
+      const { call, org, chain } = h;
+      const operator = org.users.operator;
+      const tx = await approvedWithdrawal('cold-w-nats', '700000');
+      const reqFile = join(dir, 'request-nats.json');
+      const exp = await cli([
+        'cold',
+        'export',
+        tx.id,
+        '--out',
+        reqFile,
+        '--api',
+        api,
+        '--token',
+        operator.token,
+      ]);
+      assert.equal(exp.code, 0, exp.stderr + exp.stdout);
+      const procs: ChildProcess[] = [];
+      try {
+        for (const id of [1, 2, 3]) {
+          // Each offline machine's operator keeps its own trusted-owners file.
+          const nodeDir = join(offlineDir, `node-${id}`);
+          copyFileSync(join(offlineDir, 'trusted-owners.json'), join(nodeDir, 'trusted-owners.json'));
+          const p = spawnCli(
+            [
+              'mpc-node',
+              'start',
+              '--id',
+              String(id),
+              '--cluster',
+              join(offlineDir, 'cluster.json'),
+              '--offline',
+            ],
+            { CUSTOS_NATS_URL: natsUrl!, CUSTOS_LOG_LEVEL: 'warn' },
+          );
+          procs.push(p);
+          let out = '';
+          p.stdout!.on('data', (d) => {
+            out += d;
+          });
+          p.stderr!.on('data', (d) => {
+            out += d;
+          });
+          const end = Date.now() + 60_000;
+          while (!out.includes('"event":"ready"')) {
+            assert.ok(p.exitCode === null && Date.now() < end, `node ${id} did not start: ${out}`);
+            await new Promise((r) => setTimeout(r, 25));
+          }
+          assert.match(out, /"offline":true/);
+        }
+        const sigFile = join(dir, 'signatures-nats.json');
+        const s = await cli(
+          ['offline-signer', 'sign', '--dir', offlineDir, '--request', reqFile, '--out', sigFile, '--json'],
+          { CUSTOS_NATS_URL: natsUrl! },
+        );
+        assert.equal(s.code, 0, s.stderr + s.stdout);
+        const imp = await cli([
+          'cold',
+          'import',
+          '--file',
+          sigFile,
+          '--api',
+          api,
+          '--token',
+          operator.token,
+          '--json',
+        ]);
+        assert.equal(imp.code, 0, imp.stderr + imp.stdout);
+        assert.equal(imp.json.state, 'broadcast');
+      } finally {
+        for (const p of procs) {
+          p.kill('SIGTERM');
+          await waitExit(p, 15_000).catch(() => p.kill('SIGKILL'));
+        }
+      }
+      chain.mine(2);
+      await ticks(2);
+      assert.equal((await call('GET', `/v1/transactions/${tx.id}`, operator.token)).body.state, 'completed');
     });
 
     test('node-side: the online authoriser never signs for a cold vault; the offline one only for cold vaults', async () => {

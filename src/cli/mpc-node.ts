@@ -30,6 +30,7 @@ interface NodeCliOptions {
   cluster?: string;
   secretFile?: string;
   trustedOwners?: string;
+  offline?: boolean;
   json?: boolean;
 }
 
@@ -116,6 +117,10 @@ export function registerMpcNodeCommands(program: Command): void {
       '--trusted-owners <file>',
       "owner keys this node's operator trusts, per organisation (default: DATA_DIR/trusted-owners.json; custos approve --trust-owner --trust-file)",
     )
+    .option(
+      '--offline',
+      'a node of the offline cluster (air-gapped, its own NATS): signs cold-vault withdrawals only (custos offline-signer sign)',
+    )
     .option('--json', 'machine-readable errors')
     .action((o: NodeCliOptions) =>
       (async () => {
@@ -169,6 +174,7 @@ export function registerMpcNodeCommands(program: Command): void {
                 cfg.networks as NetworkInput[],
                 cfg.env === 'production' ? [] : devTestChains({}),
               ),
+              offline: o.offline === true,
             }),
           );
           await n.start();
@@ -177,7 +183,7 @@ export function registerMpcNodeCommands(program: Command): void {
           throw e;
         }
         process.stdout.write(
-          `${JSON.stringify({ event: 'ready', node: id, keys: n.keys().length, trustedOwners: trustFile })}\n`,
+          `${JSON.stringify({ event: 'ready', node: id, keys: n.keys().length, trustedOwners: trustFile, offline: o.offline === true })}\n`,
         );
         let stopping = false;
         const stop = async () => {

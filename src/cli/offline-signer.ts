@@ -1,6 +1,8 @@
 // `custos offline-signer keygen | sign`: the offline cluster on an air-gapped host (DESIGN §1).
 // The cluster directory is made by `custos mpc cluster init --dir DIR` on that host; its nodes run
-// in this process, each with its own encrypted share store and secret, and nothing is networked.
+// in this process, each with its own encrypted share store and secret, and nothing is networked —
+// or, with CUSTOS_NATS_URL set to the offline LAN's own NATS, they are `custos mpc-node start
+// --offline` processes on several offline machines (each with its own trusted-owners file).
 //
 //   keygen  DKG among the offline nodes; prints the key's public half for POST /v1/vaults
 //           (tier cold, offlineKeys). Keys are made without raw signing: they sign withdrawals only.
@@ -12,6 +14,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { createBus, natsOptionsOf } from '../bus/index.ts';
 import type { NetworkInput } from '../chains/networks.ts';
 import { loadConfig } from '../config.ts';
 import { SCHEME_NAMES, type SchemeName } from '../crypto/threshold.ts';
@@ -25,7 +28,9 @@ import {
 import { devTestChains } from '../custody/test-chain.ts';
 import { MpcError, ValidationError } from '../errors.ts';
 import { custodyApprovalAuthorizer, FileOwnerTrust } from '../mpc/authorizers/custody-approvals.ts';
-import { type InProcessCluster, startInProcessCluster } from '../mpc/local.ts';
+import type { MpcCoordinator } from '../mpc/client.ts';
+import { type LoadedCluster, loadClusterFile } from '../mpc/cluster.ts';
+import { openCoordinator, startInProcessCluster } from '../mpc/local.ts';
 import { writeAtomic } from '../roles/data-dir.ts';
 import { fail, printJson } from './output.ts';
 
@@ -34,20 +39,56 @@ interface OfflineOptions {
   json?: boolean;
 }
 
-/** Opens the offline cluster in DIR (never creates one: that is `custos mpc cluster init`). */
+interface OfflineCluster {
+  coordinator: MpcCoordinator;
+  cluster: LoadedCluster;
+}
+
+/**
+ * Opens the offline cluster in DIR (never creates one: that is `custos mpc cluster init`): its nodes
+ * in this process, each with the offline authoriser; or, with CUSTOS_NATS_URL set (the offline LAN's
+ * own NATS), a coordinator for `custos mpc-node start --offline` processes on the offline machines.
+ */
 async function withOfflineCluster<T>(
   dir: string,
   trustedOwners: string | undefined,
-  fn: (c: InProcessCluster) => Promise<T>,
+  fn: (c: OfflineCluster) => Promise<T>,
 ): Promise<T> {
   const root = resolve(dir);
-  if (!existsSync(join(root, 'cluster.json'))) {
+  const file = join(root, 'cluster.json');
+  if (!existsSync(file)) {
     throw new MpcError(
       'CUSTOS_MPC_NODE_STATE',
       `${root}: no cluster.json (create the offline cluster with custos mpc cluster init --dir ${dir})`,
     );
   }
   const cfg = loadConfig();
+  if (cfg.natsUrl) {
+    const cluster = loadClusterFile(file);
+    const bus = await createBus({ ...natsOptionsOf(cfg), name: 'custos-offline-signer' });
+    try {
+      const coordinator = openCoordinator({ cluster, bus });
+      await coordinator.start();
+      // The nodes announce themselves by heartbeat; sign once they all have (or the wait is over).
+      const until = Date.now() + 2 * cluster.timeouts.heartbeatMs;
+      while (!cluster.nodes.every((n) => coordinator.heartbeats().has(n.id)) && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      try {
+        return await fn({ coordinator, cluster });
+      } finally {
+        await coordinator.stop();
+      }
+    } finally {
+      await bus.close();
+    }
+  }
+  if (trustedOwners && !existsSync(trustedOwners)) {
+    throw new MpcError(
+      'CUSTOS_MPC_NODE_STATE',
+      `${trustedOwners}: no trusted owner keys, so no withdrawal can be authorised (custos approve --trust-owner --org ORG --key OWNER_KEY --trust-file ${trustedOwners})`,
+    );
+  }
   const authorizers = trustedOwners
     ? [
         custodyApprovalAuthorizer({
@@ -144,19 +185,13 @@ export function registerOfflineSignerCommands(program: Command): void {
     .requiredOption('--out <file>', 'the signatures file to write (carry it back: custos cold import)')
     .option(
       '--trusted-owners <file>',
-      'owner keys the offline operators trust, per organisation (default: DIR/trusted-owners.json)',
+      'in-process nodes: owner keys the offline operators trust, per organisation (default: DIR/trusted-owners.json)',
     )
     .option('--json', 'machine-readable output')
     .action((o: OfflineOptions & { request: string; out: string; trustedOwners?: string }) =>
       (async () => {
         const req = readRequest(o.request);
         const trust = resolve(o.trustedOwners ?? join(resolve(o.dir), 'trusted-owners.json'));
-        if (!existsSync(trust)) {
-          throw new MpcError(
-            'CUSTOS_MPC_NODE_STATE',
-            `${trust}: no trusted owner keys, so no withdrawal can be authorised (custos approve --trust-owner --org ORG --key OWNER_KEY --trust-file ${trust})`,
-          );
-        }
         const intent = req.evidence.intent;
         const summary = {
           transactionId: req.transactionId,
