@@ -16,7 +16,7 @@ import { verifyAuditChain } from '../src/audit/verify.ts';
 import { signWithApproverKey } from '../src/identity/approver-keys.ts';
 import { custodyApprovalAuthorizer, MemoryOwnerTrust } from '../src/mpc/authorizers/custody-approvals.ts';
 import { approvalMessage, statementMessage } from '../src/mpc/authorizers/custody-evidence.ts';
-import { runCliAsync, spawnCli, waitExit } from './helpers/cli.ts';
+import { runCliAsync, spawnCliUntil, waitExit } from './helpers/cli.ts';
 import { type CustodyHarness, externalAddress, startCustodyHarness } from './helpers/custody-harness.ts';
 import { databaseBackends } from './helpers/databases.ts';
 
@@ -33,6 +33,7 @@ for (const backend of databaseBackends())
     let api: string;
     let vaultId: string;
     let walletId: string;
+    let walletEdId: string;
     /** Two approvers: a cold vault needs two approvals by default. */
     let approvers: { user: { id: string; token: string }; key: Json }[];
     const cli = async (args: string[], env: Record<string, string> = {}) => {
@@ -48,6 +49,12 @@ for (const backend of databaseBackends())
         })(),
       };
     };
+    /** `custos cold export|import` against the harness's API, as the operator. */
+    const coldCli = (args: string[]) =>
+      cli(['cold', ...args, '--api', api, '--token', h.org.users.operator.token, '--json']);
+    /** `custos offline-signer sign` on the offline cluster. */
+    const offlineSign = (request: string, out: string, env: Record<string, string> = {}) =>
+      cli(['offline-signer', 'sign', '--dir', offlineDir, '--request', request, '--out', out, '--json'], env);
     const ticks = async (n: number) => {
       for (let i = 0; i < n; i++) await h.custody.tick();
     };
@@ -85,6 +92,17 @@ for (const backend of databaseBackends())
       ]);
       assert.equal(kg.code, 0, kg.stderr + kg.stdout);
       assert.deepEqual(kg.json.parties, [1, 2, 3]);
+      // One key per scheme: an Ed25519 (FROST) key for the Ed25519 test chain.
+      const kgEd = await cli([
+        'offline-signer',
+        'keygen',
+        '--dir',
+        offlineDir,
+        '--scheme',
+        'eddsa-ed25519',
+        '--json',
+      ]);
+      assert.equal(kgEd.code, 0, kgEd.stderr + kgEd.stdout);
       // The offline operators trust the organisation's owner key (carried over by hand).
       const ownerFile = join(dir, 'owner.json');
       writeFileSync(ownerFile, JSON.stringify(h.ownerKey), { mode: 0o600 });
@@ -106,16 +124,14 @@ for (const backend of databaseBackends())
       const v = await call('POST', '/v1/vaults', so.token, {
         name: 'cold',
         tier: 'cold',
-        offlineKeys: [
-          {
-            keyId: kg.json.keyId,
-            scheme: kg.json.scheme,
-            publicKey: kg.json.publicKey,
-            chainCode: kg.json.chainCode,
-            threshold: kg.json.threshold,
-            parties: kg.json.parties,
-          },
-        ],
+        offlineKeys: [kg.json, kgEd.json].map((k) => ({
+          keyId: k.keyId,
+          scheme: k.scheme,
+          publicKey: k.publicKey,
+          chainCode: k.chainCode,
+          threshold: k.threshold,
+          parties: k.parties,
+        })),
       });
       assert.equal(v.status, 201, JSON.stringify(v.body));
       vaultId = v.body.id;
@@ -126,6 +142,15 @@ for (const backend of databaseBackends())
       const a = await call('POST', `/v1/wallets/${walletId}/addresses`, org.users.operator.token, {});
       chain.faucet(a.body.address, 'TST', 10_000_000n);
       chain.mine(2);
+      const wEd = await call('POST', '/v1/wallets', org.users.operator.token, {
+        vaultId,
+        network: 'test-ed25519',
+      });
+      assert.equal(wEd.status, 201, JSON.stringify(wEd.body));
+      walletEdId = wEd.body.id;
+      const aEd = await call('POST', `/v1/wallets/${walletEdId}/addresses`, org.users.operator.token, {});
+      h.chainEd.faucet(aEd.body.address, 'TST', 10_000_000n);
+      h.chainEd.mine(2);
       await ticks(2);
       approvers = [];
       for (const user of [org.users.approver, org.users.owner]) {
@@ -141,13 +166,19 @@ for (const backend of databaseBackends())
     });
 
     /** A withdrawal approved by the approver: it ends in pending_signature. */
-    const approvedWithdrawal = async (key: string, amount: string, extra: object = {}) => {
+    const approvedWithdrawal = async (key: string, amount: string, extra: object = {}, ed = false) => {
       const { call, org } = h;
       const t = await call(
         'POST',
         '/v1/transactions',
         org.users.operator.token,
-        { walletId, asset: 'TST', destination: externalAddress(h.chain), amount, ...extra },
+        {
+          walletId: ed ? walletEdId : walletId,
+          asset: 'TST',
+          destination: externalAddress(ed ? h.chainEd : h.chain),
+          amount,
+          ...extra,
+        },
         { 'idempotency-key': key },
       );
       assert.equal(t.status, 201, JSON.stringify(t.body));
@@ -177,18 +208,7 @@ for (const backend of databaseBackends())
 
       // Only a pending_signature withdrawal has a signing request; the online nodes never saw it.
       const reqFile = join(dir, 'request.json');
-      const exp = await cli([
-        'cold',
-        'export',
-        tx.id,
-        '--out',
-        reqFile,
-        '--api',
-        api,
-        '--token',
-        operator.token,
-        '--json',
-      ]);
+      const exp = await coldCli(['export', tx.id, '--out', reqFile]);
       assert.equal(exp.code, 0, exp.stderr + exp.stdout);
       assert.equal(exp.json.amount, '2500000');
       const request = JSON.parse(readFileSync(reqFile, 'utf8'));
@@ -241,17 +261,7 @@ for (const backend of databaseBackends())
         const f = join(dir, 'bad-request.json');
         writeFileSync(f, JSON.stringify(bad));
         const out = join(dir, 'bad-signatures.json');
-        const r = await cli([
-          'offline-signer',
-          'sign',
-          '--dir',
-          offlineDir,
-          '--request',
-          f,
-          '--out',
-          out,
-          '--json',
-        ]);
+        const r = await offlineSign(f, out);
         assert.notEqual(r.code, 0, `${what}: signed anyway`);
         assert.match(JSON.stringify(r.json?.error), reason, `${what}: ${r.stdout}${r.stderr}`);
         assert.equal(existsSync(out), false, `${what}: a signatures file was written`);
@@ -259,17 +269,7 @@ for (const backend of databaseBackends())
 
       // The real request is signed offline.
       const sigFile = join(dir, 'signatures.json');
-      const s = await cli([
-        'offline-signer',
-        'sign',
-        '--dir',
-        offlineDir,
-        '--request',
-        reqFile,
-        '--out',
-        sigFile,
-        '--json',
-      ]);
+      const s = await offlineSign(reqFile, sigFile);
       assert.equal(s.code, 0, s.stderr + s.stdout);
       assert.equal(s.json.signatures, 1);
       assert.equal(s.json.signers.length, 2);
@@ -298,17 +298,7 @@ for (const backend of databaseBackends())
       );
 
       // The real signatures: checked, broadcast, confirmed.
-      const imp = await cli([
-        'cold',
-        'import',
-        '--file',
-        sigFile,
-        '--api',
-        api,
-        '--token',
-        operator.token,
-        '--json',
-      ]);
+      const imp = await coldCli(['import', '--file', sigFile]);
       assert.equal(imp.code, 0, imp.stderr + imp.stdout);
       assert.equal(imp.json.state, 'broadcast');
       const again = await call('POST', `/v1/transactions/${tx.id}/signatures`, operator.token, signatures);
@@ -375,6 +365,31 @@ for (const backend of databaseBackends())
       assert.deepEqual(await balance(), before);
     });
 
+    test('an Ed25519 (FROST) cold key: signed offline, imported, completed', async () => {
+      const { call, org, chainEd } = h;
+      const tx = await approvedWithdrawal('cold-w-ed', '400000', {}, true);
+      const reqFile = join(dir, 'request-ed.json');
+      const exp = await coldCli(['export', tx.id, '--out', reqFile]);
+      assert.equal(exp.code, 0, exp.stderr + exp.stdout);
+      assert.equal(JSON.parse(readFileSync(reqFile, 'utf8')).scheme, 'eddsa-ed25519');
+      const sigFile = join(dir, 'signatures-ed.json');
+      const s = await offlineSign(reqFile, sigFile);
+      assert.equal(s.code, 0, s.stderr + s.stdout);
+      const signatures = JSON.parse(readFileSync(sigFile, 'utf8'));
+      assert.equal(signatures.signatures[0].recovery, undefined);
+      const bad = structuredClone(signatures);
+      bad.signatures[0].signature = `${bad.signatures[0].signature.slice(0, 64)}${'00'.repeat(32)}`;
+      const r = await call('POST', `/v1/transactions/${tx.id}/signatures`, org.users.operator.token, bad);
+      assert.equal(r.status, 422, JSON.stringify(r.body));
+      const imp = await coldCli(['import', '--file', sigFile]);
+      assert.equal(imp.code, 0, imp.stderr + imp.stdout);
+      chainEd.mine(2);
+      await ticks(2);
+      const done = await call('GET', `/v1/transactions/${tx.id}`, org.users.operator.token);
+      assert.equal(done.body.state, 'completed', JSON.stringify(done.body));
+      assert.equal(await chainEd.getBalance(tx.destination, chainEd.asset('TST')), 400_000n);
+    });
+
     const natsUrl = process.env['CUSTOS_TEST_NATS_URL'];
     test('offline nodes as separate `custos mpc-node start --offline` processes on the offline LAN’s NATS', {
       skip: natsUrl ? undefined : 'CUSTOS_TEST_NATS_URL not set',
@@ -383,17 +398,7 @@ for (const backend of databaseBackends())
       const operator = org.users.operator;
       const tx = await approvedWithdrawal('cold-w-nats', '700000');
       const reqFile = join(dir, 'request-nats.json');
-      const exp = await cli([
-        'cold',
-        'export',
-        tx.id,
-        '--out',
-        reqFile,
-        '--api',
-        api,
-        '--token',
-        operator.token,
-      ]);
+      const exp = await coldCli(['export', tx.id, '--out', reqFile]);
       assert.equal(exp.code, 0, exp.stderr + exp.stdout);
       const procs: ChildProcess[] = [];
       try {
@@ -401,7 +406,7 @@ for (const backend of databaseBackends())
           // Each offline machine's operator keeps its own trusted-owners file.
           const nodeDir = join(offlineDir, `node-${id}`);
           copyFileSync(join(offlineDir, 'trusted-owners.json'), join(nodeDir, 'trusted-owners.json'));
-          const p = spawnCli(
+          const { proc, output } = await spawnCliUntil(
             [
               'mpc-node',
               'start',
@@ -412,39 +417,16 @@ for (const backend of databaseBackends())
               '--offline',
             ],
             { CUSTOS_NATS_URL: natsUrl!, CUSTOS_LOG_LEVEL: 'warn' },
+            '"event":"ready"',
           );
-          procs.push(p);
-          let out = '';
-          p.stdout!.on('data', (d) => {
-            out += d;
-          });
-          p.stderr!.on('data', (d) => {
-            out += d;
-          });
-          const end = Date.now() + 60_000;
-          while (!out.includes('"event":"ready"')) {
-            assert.ok(p.exitCode === null && Date.now() < end, `node ${id} did not start: ${out}`);
-            await new Promise((r) => setTimeout(r, 25));
-          }
+          procs.push(proc);
+          const out = output();
           assert.match(out, /"offline":true/);
         }
         const sigFile = join(dir, 'signatures-nats.json');
-        const s = await cli(
-          ['offline-signer', 'sign', '--dir', offlineDir, '--request', reqFile, '--out', sigFile, '--json'],
-          { CUSTOS_NATS_URL: natsUrl! },
-        );
+        const s = await offlineSign(reqFile, sigFile, { CUSTOS_NATS_URL: natsUrl! });
         assert.equal(s.code, 0, s.stderr + s.stdout);
-        const imp = await cli([
-          'cold',
-          'import',
-          '--file',
-          sigFile,
-          '--api',
-          api,
-          '--token',
-          operator.token,
-          '--json',
-        ]);
+        const imp = await coldCli(['import', '--file', sigFile]);
         assert.equal(imp.code, 0, imp.stderr + imp.stdout);
         assert.equal(imp.json.state, 'broadcast');
       } finally {

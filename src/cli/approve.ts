@@ -15,7 +15,7 @@ import { parseApproverKeyFile, signWithApproverKey } from '../identity/approver-
 import { approvalMessage, statementMessage } from '../mpc/authorizers/custody-evidence.ts';
 import { writeAtomic } from '../roles/data-dir.ts';
 import { apiClient } from './api-client.ts';
-import { printJson } from './output.ts';
+import { printFields } from './output.ts';
 
 interface ApproveOptions {
   key: string;
@@ -130,11 +130,5 @@ export function registerApproveCommands(program: Command): void {
 }
 
 function out(o: ApproveOptions, value: Record<string, unknown>): void {
-  if (o.json) printJson(value);
-  else
-    process.stdout.write(
-      `${Object.entries(value)
-        .map(([k, v]) => `${k.padEnd(14)} ${String(v)}`)
-        .join('\n')}\n`,
-    );
+  printFields(o.json, value);
 }

@@ -9,7 +9,7 @@ import { offlineSignaturesSchema } from '../custody/offline-signing.ts';
 import { ValidationError } from '../errors.ts';
 import { writeAtomic } from '../roles/data-dir.ts';
 import { apiClient } from './api-client.ts';
-import { fail, printJson } from './output.ts';
+import { fail, printFields } from './output.ts';
 
 interface ColdOptions {
   api?: string;
@@ -18,15 +18,7 @@ interface ColdOptions {
   json?: boolean;
 }
 
-function print(o: ColdOptions, value: Record<string, unknown>): void {
-  if (o.json) printJson(value);
-  else
-    process.stdout.write(
-      `${Object.entries(value)
-        .map(([k, v]) => `${k.padEnd(14)} ${String(v)}`)
-        .join('\n')}\n`,
-    );
-}
+const print = (o: ColdOptions, value: Record<string, unknown>) => printFields(o.json, value);
 
 const apiOptions = (c: Command) =>
   c

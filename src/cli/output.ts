@@ -7,6 +7,17 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
 }
 
+/** One JSON object with --json, else one `key  value` line per field. */
+export function printFields(json: boolean | undefined, value: Record<string, unknown>): void {
+  if (json) printJson(value);
+  else
+    process.stdout.write(
+      `${Object.entries(value)
+        .map(([k, v]) => `${k.padEnd(14)} ${String(v)}`)
+        .join('\n')}\n`,
+    );
+}
+
 const USAGE_CODES = new Set(['CUSTOS_CONFIG_INVALID', 'CUSTOS_VALIDATION', 'CUSTOS_MPC_BAD_REQUEST']);
 
 /** Prints one line (or {"error":{…}} with --json) and exits: 2 for configuration/usage errors, else 1. */

@@ -74,3 +74,33 @@ export async function runCliAsync(
   const { code } = await waitExit(p, timeoutMs);
   return { code, stdout, stderr };
 }
+
+/**
+ * Starts a long-running `custos` command and resolves once its output contains `marker` (e.g. a
+ * node's `"event":"ready"` line); a child that exits or takes longer than `timeoutMs` is killed
+ * and the promise rejects with what it printed.
+ */
+export async function spawnCliUntil(
+  args: string[],
+  env: Record<string, string>,
+  marker: string,
+  timeoutMs = 60_000,
+): Promise<{ proc: ChildProcess; output: () => string }> {
+  const p = spawnCli(args, env);
+  let out = '';
+  p.stdout!.on('data', (d) => {
+    out += d;
+  });
+  p.stderr!.on('data', (d) => {
+    out += d;
+  });
+  const end = Date.now() + timeoutMs;
+  while (!out.includes(marker)) {
+    if (p.exitCode !== null || Date.now() > end) {
+      p.kill('SIGKILL');
+      throw new Error(`custos ${args.slice(0, 2).join(' ')} did not print ${marker}: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { proc: p, output: () => out };
+}

@@ -32,7 +32,7 @@ import {
   startInProcessCluster,
 } from '../../src/mpc/local.ts';
 import type { DatabaseHandle } from '../../src/store/database.ts';
-import { runCli, spawnCli, waitExit } from './cli.ts';
+import { runCli, spawnCliUntil, waitExit } from './cli.ts';
 import { makeOrg, type SecurityApp, startSecurityApp, type TestOrg, testKeys } from './identity-harness.ts';
 import { captureLogger } from './log-capture.ts';
 
@@ -248,25 +248,11 @@ async function startNodeProcesses(dir: string, natsUrl: string, poolSize: number
   });
   const procs = new Map<number, ChildProcess>();
   const start = async (id: number) => {
-    const p = spawnCli(['mpc-node', 'start', '--id', String(id), '--cluster', cluster.path!], {
-      CUSTOS_NATS_URL: natsUrl,
-      CUSTOS_LOG_LEVEL: 'warn',
-    });
-    let out = '';
-    p.stdout!.on('data', (d) => {
-      out += d;
-    });
-    p.stderr!.on('data', (d) => {
-      out += d;
-    });
-    const end = Date.now() + 60_000;
-    while (!out.includes('"event":"ready"')) {
-      if (p.exitCode !== null || Date.now() > end) {
-        p.kill('SIGKILL');
-        throw new Error(`mpc node ${id} did not become ready: ${out}`);
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const { proc: p } = await spawnCliUntil(
+      ['mpc-node', 'start', '--id', String(id), '--cluster', cluster.path!],
+      { CUSTOS_NATS_URL: natsUrl, CUSTOS_LOG_LEVEL: 'warn' },
+      '"event":"ready"',
+    );
     procs.set(id, p);
   };
   const stopNode = async (id: number) => {
