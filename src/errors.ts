@@ -109,6 +109,10 @@ export const ERROR_CODES = {
   CUSTOS_STORE_CONSTRAINT: { status: 409, description: 'A uniqueness or integrity constraint was violated.' },
   CUSTOS_MIGRATION_FAILED: { status: 500, description: 'A database migration failed; nothing after it ran.' },
   CUSTOS_BUS_UNAVAILABLE: { status: 503, description: 'The message bus cannot be reached.' },
+  CUSTOS_API_UNREACHABLE: {
+    status: 503,
+    description: 'CLI only: the Custos API given by --api (or the running custos dev) cannot be reached.',
+  },
   CUSTOS_BUS_TIMEOUT: { status: 504, description: 'A request over the message bus got no reply in time.' },
   CUSTOS_BUS_NO_RESPONDERS: { status: 503, description: 'Nobody is subscribed to answer a bus request.' },
   CUSTOS_BUS_INVALID_SUBJECT: {

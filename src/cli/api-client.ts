@@ -25,15 +25,32 @@ export function apiClient(o: ApiClientOptions): ApiCall {
   const token = o.token;
   if (!token) throw new ConfigError('CUSTOS_VALIDATION', 'give --token (an access token or API key)');
   return async (method, path, body) => {
-    const res = await fetch(`${api}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const j = (await res.json()) as Record<string, unknown>;
+    let res: Response;
+    try {
+      res = await fetch(`${api}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause?.code;
+      throw new CustosError(
+        'CUSTOS_API_UNREACHABLE',
+        `cannot reach the API at ${api}${cause ? ` (${cause})` : ''}`,
+      );
+    }
+    let j: Record<string, unknown>;
+    try {
+      j = (await res.json()) as Record<string, unknown>;
+    } catch {
+      throw new CustosError(
+        'CUSTOS_API_UNREACHABLE',
+        `${api} answered HTTP ${res.status} without JSON: is it a Custos API?`,
+      );
+    }
     if (!res.ok) {
       const e = j['error'] as { code?: string; message?: string } | undefined;
       throw new CustosError(
