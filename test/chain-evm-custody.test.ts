@@ -44,6 +44,7 @@ import {
 } from '../src/identity/approver-keys.ts';
 import { custodyApprovalAuthorizer, MemoryOwnerTrust } from '../src/mpc/authorizers/custody-approvals.ts';
 import {
+  approvalMessage,
   type CustodyEvidence,
   fromJsonSafe,
   statementMessage,
@@ -641,5 +642,130 @@ describe('custody on anvil through the REST API (PGlite, 2-of-3 MPC nodes)', () 
     const rec = await call('GET', '/v1/reconciliation');
     assert.equal(rec.body.ledger.ok, true, JSON.stringify(rec.body));
     assert.deepEqual(rec.body.differences, [], JSON.stringify(rec.body.differences));
+  });
+  test('cold vault on anvil: approved on line, signed by an offline cluster, imported, mined from the cold address', async () => {
+    // The offline cluster: its own nodes, secrets and bus; each node with the offline authoriser
+    // (cold vaults only) and its own decoder for the anvil network.
+    const offDir = mkdtempSync(join(tmpdir(), 'custos-evm-cold-'));
+    const net = anvilNetwork(anvil);
+    const offline = await startInProcessCluster({
+      dir: offDir,
+      kdf: { memoryCost: 1024, timeCost: 1 },
+      poolSize: 0,
+      nodeOptions: () => ({
+        authorizers: [
+          custodyApprovalAuthorizer({ trust: nodeTrust, chains: nodeChainDecoders([net]), offline: true }),
+        ],
+      }),
+    });
+    try {
+      const k = await offline.coordinator.createKey('ecdsa-secp256k1', 2, 3);
+      const as = async (token: string, method: 'GET' | 'POST', url: string, body?: unknown, headers = {}) => {
+        const r = await security.app.inject({
+          method,
+          url,
+          headers: { authorization: `Bearer ${token}`, ...headers },
+          ...(body !== undefined ? { payload: body as Record<string, unknown> } : {}),
+        });
+        return { status: r.statusCode, body: r.json() as Json };
+      };
+      const v = await call('POST', '/v1/vaults', {
+        name: 'evm-cold',
+        tier: 'cold',
+        requiredApprovals: 1,
+        offlineKeys: [
+          {
+            keyId: k.keyId,
+            scheme: k.scheme,
+            publicKey: k.publicKey,
+            chainCode: k.chainCode,
+            threshold: k.threshold,
+            parties: k.parties,
+          },
+        ],
+      });
+      assert.equal(v.status, 201, JSON.stringify(v.body));
+      const ps = await call('POST', `/v1/vaults/${v.body.id}/policy-signature`, {
+        publicKey: ownerKeyRef.publicKey,
+        signature: signWithApproverKey(ownerKeyRef, statementMessage(v.body.policy)),
+      });
+      assert.equal(ps.status, 200, JSON.stringify(ps.body));
+      const w = await call('POST', '/v1/wallets', { vaultId: v.body.id, network: 'anvil' });
+      const a = await call('POST', `/v1/wallets/${w.body.id}/addresses`, {});
+      const cold = a.body.address as Hex;
+      await sender().sendTransaction({ to: cold, value: parseEther('1') });
+      for (let i = 0; i < 3; i++) {
+        await mine(1);
+        await custody.tick();
+      }
+      // An approver with an owner-endorsed key; an operator initiates.
+      const approverKey = generateApproverKey();
+      const reg = await as(org.users.approver.token, 'POST', '/v1/approver-keys', {
+        publicKey: approverKey.publicKey,
+        label: 'cold',
+        proof: signApproverProof(approverKey, org.orgId, org.users.approver.id),
+      });
+      assert.equal(reg.status, 201, JSON.stringify(reg.body));
+      const st = await call('GET', `/v1/approver-keys/${reg.body.id}/endorsement-statement`);
+      await call('POST', `/v1/approver-keys/${reg.body.id}/endorsement`, {
+        publicKey: ownerKeyRef.publicKey,
+        signature: signWithApproverKey(ownerKeyRef, statementMessage(st.body)),
+      });
+      const to = privateKeyToAddress(generatePrivateKey());
+      const t = await as(
+        org.users.operator.token,
+        'POST',
+        '/v1/transactions',
+        { walletId: w.body.id, asset: 'ETH', destination: to, amount: parseEther('0.3').toString() },
+        { 'idempotency-key': 'evm-cold-1' },
+      );
+      assert.equal(t.status, 201, JSON.stringify(t.body));
+      assert.equal(t.body.state, 'pending_approval');
+      const vote = await as(org.users.approver.token, 'POST', `/v1/transactions/${t.body.id}/approvals`, {
+        intentHash: t.body.intentHash,
+        publicKey: approverKey.publicKey,
+        signature: signWithApproverKey(approverKey, approvalMessage('approve', t.body.intentHash)),
+      });
+      assert.equal(vote.status, 201, JSON.stringify(vote.body));
+      await custody.withdrawals.idle();
+      const req = await as(org.users.operator.token, 'GET', `/v1/transactions/${t.body.id}/signing-request`);
+      assert.equal(req.status, 200, JSON.stringify(req.body));
+      // Offline: each node decodes the EVM transaction itself and checks the approval.
+      const signatures = [];
+      for (const d of req.body.digests as string[]) {
+        const r = await offline.coordinator.sign(req.body.keyId, Buffer.from(d, 'hex'), {
+          path: req.body.derivationPath,
+          authorization: req.body.evidence,
+        });
+        signatures.push({ digest: d, signature: r.signature, recovery: r.recovery });
+      }
+      const imp = await as(org.users.operator.token, 'POST', `/v1/transactions/${t.body.id}/signatures`, {
+        kind: 'custos-offline-signatures/v1',
+        transactionId: t.body.id,
+        intentHash: t.body.intentHash,
+        keyId: req.body.keyId,
+        derivationPath: req.body.derivationPath,
+        signatures,
+      });
+      assert.equal(imp.status, 200, JSON.stringify(imp.body));
+      assert.equal(imp.body.state, 'broadcast');
+      for (let i = 0; i < 3; i++) {
+        await custody.tick();
+        await mine(1);
+      }
+      await custody.tick();
+      const done = await call('GET', `/v1/transactions/${t.body.id}`);
+      assert.equal(done.body.state, 'completed', JSON.stringify(done.body));
+      const receipt = await pub().getTransactionReceipt({ hash: done.body.chainTxId });
+      assert.equal(receipt.status, 'success');
+      assert.equal(receipt.from.toLowerCase(), cold.toLowerCase());
+      assert.equal(await pub().getBalance({ address: to }), parseEther('0.3'));
+      const rec = await call('GET', '/v1/reconciliation');
+      assert.equal(rec.body.ledger.ok, true, JSON.stringify(rec.body));
+      assert.deepEqual(rec.body.differences, [], JSON.stringify(rec.body.differences));
+    } finally {
+      await offline.stop();
+      rmSync(offDir, { recursive: true, force: true });
+    }
   });
 });
