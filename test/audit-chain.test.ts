@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { type AuditEntry, entryHash } from '../src/audit/chain.ts';
 import { AuditLog } from '../src/audit/log.ts';
 import { verifyAuditChain } from '../src/audit/verify.ts';
@@ -18,6 +18,7 @@ import { loadSecurityKeys } from '../src/identity/secrets.ts';
 import { type DatabaseHandle, openDatabase } from '../src/store/database.ts';
 import { AuditRepository } from '../src/store/repositories/audit.ts';
 import { OrgRepository } from '../src/store/repositories/identity.ts';
+import type { Database } from '../src/store/schema.ts';
 import { runCli } from './helpers/cli.ts';
 import { databaseBackends } from './helpers/databases.ts';
 import { makeOrg, startSecurityApp, testKeys } from './helpers/identity-harness.ts';
@@ -92,6 +93,34 @@ async function privileged(
     await sql`alter table ${sql.table(table)} enable trigger ${sql.raw(`${table}_append_only`)}`.execute(
       db.db,
     );
+  }
+}
+
+/**
+ * With audit inserts for `org.create` failing (a check constraint), an organisation insert and its
+ * audit entry in one transaction — run by `run` — fail with CUSTOS_AUDIT_UNAVAILABLE and commit nothing.
+ */
+async function orgNotCommittedWhenAuditFails(
+  db: DatabaseHandle,
+  audit: AuditLog,
+  run: (fn: (trx: Transaction<Database>) => Promise<void>) => Promise<unknown>,
+  label: string,
+): Promise<void> {
+  await sql`alter table audit_log add constraint audit_test_fail check (action <> 'org.create') not valid`.execute(
+    db.db,
+  );
+  try {
+    const id = randomUUID();
+    await assert.rejects(
+      run(async (trx) => {
+        await new OrgRepository(trx).insert({ id, name: `${label}-${id}` });
+        await audit.append(trx, { orgId: id, actor: { type: 'service', id: 't' }, action: 'org.create' });
+      }),
+      (e: { code?: string }) => e.code === 'CUSTOS_AUDIT_UNAVAILABLE',
+    );
+    assert.equal(await new OrgRepository(db.db).get(id), undefined, 'org not committed');
+  } finally {
+    await sql`alter table audit_log drop constraint audit_test_fail`.execute(db.db);
   }
 }
 
@@ -285,22 +314,7 @@ for (const backend of databaseBackends()) {
 
     test('fail closed: when the audit insert fails, the state change is not committed', async () => {
       // Directly: an organisation insert and its audit entry in one transaction.
-      await sql`alter table audit_log add constraint audit_test_fail check (action <> 'org.create') not valid`.execute(
-        db.db,
-      );
-      try {
-        const id = randomUUID();
-        await assert.rejects(
-          db.db.transaction().execute(async (trx) => {
-            await new OrgRepository(trx).insert({ id, name: `fail-closed-${id}` });
-            await audit.append(trx, { orgId: id, actor: { type: 'service', id: 't' }, action: 'org.create' });
-          }),
-          (e: { code?: string }) => e.code === 'CUSTOS_AUDIT_UNAVAILABLE',
-        );
-        assert.equal(await new OrgRepository(db.db).get(id), undefined, 'org not committed');
-      } finally {
-        await sql`alter table audit_log drop constraint audit_test_fail`.execute(db.db);
-      }
+      await orgNotCommittedWhenAuditFails(db, audit, (fn) => db.db.transaction().execute(fn), 'fail-closed');
       // Through the API: creating a user fails with a clear code and no user exists.
       const s = await startSecurityApp({ db, keys });
       try {
@@ -433,22 +447,7 @@ for (const backend of databaseBackends()) {
     });
 
     test('when the audit insert fails at the end, the change is not committed', async () => {
-      await sql`alter table audit_log add constraint audit_test_fail check (action <> 'org.create') not valid`.execute(
-        db.db,
-      );
-      try {
-        const id = randomUUID();
-        await assert.rejects(
-          audit.transaction(db.db, async (trx) => {
-            await new OrgRepository(trx).insert({ id, name: `deferred-${id}` });
-            await audit.append(trx, { orgId: id, actor: { type: 'service', id: 't' }, action: 'org.create' });
-          }),
-          (e: { code?: string }) => e.code === 'CUSTOS_AUDIT_UNAVAILABLE',
-        );
-        assert.equal(await new OrgRepository(db.db).get(id), undefined, 'org not committed');
-      } finally {
-        await sql`alter table audit_log drop constraint audit_test_fail`.execute(db.db);
-      }
+      await orgNotCommittedWhenAuditFails(db, audit, (fn) => audit.transaction(db.db, fn), 'deferred');
     });
 
     test('transactions run concurrently until their entries are written; seq follows commit order', {

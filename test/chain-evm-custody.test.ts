@@ -61,6 +61,7 @@ import {
   testKeys,
 } from './helpers/identity-harness.ts';
 import { captureLogger } from './helpers/log-capture.ts';
+import { offlineKeyOf } from './helpers/offline-keys.ts';
 
 let anvil: Anvil;
 let db: DatabaseHandle;
@@ -673,16 +674,7 @@ describe('custody on anvil through the REST API (PGlite, 2-of-3 MPC nodes)', () 
         name: 'evm-cold',
         tier: 'cold',
         requiredApprovals: 1,
-        offlineKeys: [
-          {
-            keyId: k.keyId,
-            scheme: k.scheme,
-            publicKey: k.publicKey,
-            chainCode: k.chainCode,
-            threshold: k.threshold,
-            parties: k.parties,
-          },
-        ],
+        offlineKeys: [offlineKeyOf(k)],
       });
       assert.equal(v.status, 201, JSON.stringify(v.body));
       const ps = await call('POST', `/v1/vaults/${v.body.id}/policy-signature`, {

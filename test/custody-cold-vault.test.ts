@@ -16,16 +16,9 @@ import type { KeyRecord } from '../src/mpc/registry.ts';
 import { getScheme } from '../src/mpc/schemes.ts';
 import { openDatabase } from '../src/store/database.ts';
 import { type CustodyHarness, externalAddress, startCustodyHarness } from './helpers/custody-harness.ts';
+import { offlineKeyOf } from './helpers/offline-keys.ts';
 
 const hexToBytes = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
-const offlineKeyOf = (k: KeyRecord) => ({
-  keyId: k.keyId,
-  scheme: k.scheme,
-  publicKey: k.publicKey,
-  chainCode: k.chainCode,
-  threshold: k.threshold,
-  parties: k.parties,
-});
 
 describe('cold vaults: keys made offline, public keys only on line (PGlite)', () => {
   let h: CustodyHarness;

@@ -19,6 +19,7 @@ import { approvalMessage, statementMessage } from '../src/mpc/authorizers/custod
 import { runCliAsync, spawnCliUntil, waitExit } from './helpers/cli.ts';
 import { type CustodyHarness, externalAddress, startCustodyHarness } from './helpers/custody-harness.ts';
 import { databaseBackends } from './helpers/databases.ts';
+import { offlineKeyOf } from './helpers/offline-keys.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON documents in tests
 type Json = any;
@@ -103,16 +104,15 @@ for (const backend of databaseBackends())
         '--json',
       ]);
       assert.equal(kgEd.code, 0, kgEd.stderr + kgEd.stdout);
-      // The offline operators trust the organisation's owner key (carried over by hand).
-      const ownerFile = join(dir, 'owner.json');
-      writeFileSync(ownerFile, JSON.stringify(h.ownerKey), { mode: 0o600 });
+      // The offline operators trust the organisation's owner public key (only the public half goes
+      // to the air-gapped host).
       const trust = await cli([
         'approve',
         '--trust-owner',
         '--org',
         org.orgId,
-        '--key',
-        ownerFile,
+        '--public-key',
+        h.ownerKey.publicKey,
         '--trust-file',
         join(offlineDir, 'trusted-owners.json'),
         '--json',
@@ -124,14 +124,7 @@ for (const backend of databaseBackends())
       const v = await call('POST', '/v1/vaults', so.token, {
         name: 'cold',
         tier: 'cold',
-        offlineKeys: [kg.json, kgEd.json].map((k) => ({
-          keyId: k.keyId,
-          scheme: k.scheme,
-          publicKey: k.publicKey,
-          chainCode: k.chainCode,
-          threshold: k.threshold,
-          parties: k.parties,
-        })),
+        offlineKeys: [kg.json, kgEd.json].map(offlineKeyOf),
       });
       assert.equal(v.status, 201, JSON.stringify(v.body));
       vaultId = v.body.id;

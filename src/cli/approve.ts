@@ -3,22 +3,29 @@
 //   custos approve --vault-policy <vaultId> --key FILE  owner: sign a vault's policy statement
 //   custos approve --endorse <approverKeyId> --key FILE owner: endorse an approver key
 //   custos approve --asset <assetId> --key FILE        owner: endorse a registered token's definition
-//   custos approve --trust-owner --org ORG --key FILE   node operator (dev): make the local MPC
-//                                                       nodes trust this owner key for ORG
+//   custos approve --trust-owner --org ORG --public-key HEX [--trust-file FILE]
+//                                                       node operator: make the MPC nodes (dev's, or
+//                                                       the node whose file this is) trust this owner
+//                                                       public key for ORG (--key FILE also works)
 // The API is --api URL (default: the running `custos dev`), the credential --token.
 // The private key never leaves this machine.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.ts';
-import { parseApproverKeyFile, signWithApproverKey } from '../identity/approver-keys.ts';
+import {
+  parseApproverKeyFile,
+  parseApproverPublicKey,
+  signWithApproverKey,
+} from '../identity/approver-keys.ts';
 import { approvalMessage, statementMessage } from '../mpc/authorizers/custody-evidence.ts';
 import { writeAtomic } from '../roles/data-dir.ts';
 import { apiClient } from './api-client.ts';
 import { printFields } from './output.ts';
 
 interface ApproveOptions {
-  key: string;
+  key?: string;
+  publicKey?: string;
   reject?: boolean;
   vaultPolicy?: string;
   endorse?: string;
@@ -36,7 +43,14 @@ export function registerApproveCommands(program: Command): void {
   program
     .command('approve [txId]')
     .description('sign a withdrawal approval (or a governance statement) locally and submit it')
-    .requiredOption('--key <file>', 'approver key file (custos keys approver-init)')
+    .option(
+      '--key <file>',
+      'approver key file (custos keys approver-init); required except with --trust-owner --public-key',
+    )
+    .option(
+      '--public-key <hex>',
+      "with --trust-owner: the owner's Ed25519 public key (the private key never goes to a node)",
+    )
     .option('--reject', 'reject instead of approve')
     .option('--vault-policy <vaultId>', 'owner: sign this vault’s policy')
     .option('--endorse <approverKeyId>', 'owner: endorse this approver key')
@@ -52,9 +66,13 @@ export function registerApproveCommands(program: Command): void {
     .option('--data-dir <dir>', 'data directory of custos dev', './.custos')
     .option('--json', 'machine-readable output')
     .action(async (txId: string | undefined, o: ApproveOptions) => {
-      const key = parseApproverKeyFile(readFileSync(resolve(o.key), 'utf8'));
       if (o.trustOwner) {
         if (!o.org) throw new ConfigError('CUSTOS_VALIDATION', '--trust-owner needs --org');
+        if (!o.publicKey && !o.key)
+          throw new ConfigError('CUSTOS_VALIDATION', '--trust-owner needs --public-key HEX (or --key FILE)');
+        const publicKey = o.publicKey
+          ? parseApproverPublicKey(o.publicKey)
+          : parseApproverKeyFile(readFileSync(resolve(o.key!), 'utf8')).publicKey;
         const file = o.trustFile
           ? resolve(o.trustFile)
           : join(resolve(o.dataDir), 'mpc', 'trusted-owners.json');
@@ -62,11 +80,13 @@ export function registerApproveCommands(program: Command): void {
           ? (JSON.parse(readFileSync(file, 'utf8')) as { orgs: Record<string, string[]> })
           : { orgs: {} };
         const list = new Set(j.orgs[o.org] ?? []);
-        list.add(key.publicKey);
+        list.add(publicKey);
         j.orgs[o.org] = [...list];
         writeAtomic(file, `${JSON.stringify(j, null, 2)}\n`, 0o644);
-        return out(o, { trusted: key.publicKey, org: o.org, file });
+        return out(o, { trusted: publicKey, org: o.org, file });
       }
+      if (!o.key) throw new ConfigError('CUSTOS_VALIDATION', 'give --key FILE (your approver key file)');
+      const key = parseApproverKeyFile(readFileSync(resolve(o.key), 'utf8'));
       const call = apiClient(o);
       if (o.vaultPolicy) {
         const v = await call('GET', `/v1/vaults/${encodeURIComponent(o.vaultPolicy)}`);

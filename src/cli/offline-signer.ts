@@ -86,7 +86,7 @@ async function withOfflineCluster<T>(
   if (trustedOwners && !existsSync(trustedOwners)) {
     throw new MpcError(
       'CUSTOS_MPC_NODE_STATE',
-      `${trustedOwners}: no trusted owner keys, so no withdrawal can be authorised (custos approve --trust-owner --org ORG --key OWNER_KEY --trust-file ${trustedOwners})`,
+      `${trustedOwners}: no trusted owner keys, so no withdrawal can be authorised (custos approve --trust-owner --org ORG --public-key OWNER_PUBLIC_KEY --trust-file ${trustedOwners})`,
     );
   }
   const authorizers = trustedOwners

@@ -736,12 +736,10 @@ export class WithdrawalService {
     // Assembled from plain reads (the evidence reads approvals and endorsements), then the export is
     // audited in a transaction that finds the withdrawal still waiting — or nothing is handed out.
     const tx = waiting(await repo.get(p, id));
-    const w = await this.db
-      .selectFrom('wallets')
-      .select(['key_id', 'scheme'])
-      .where('id', '=', tx.wallet_id)
-      .executeTakeFirstOrThrow();
-    const vault = await this.custody.vaultRow(scopeOf(tx), tx.vault_id);
+    const found = await repo.getForSigning(id);
+    if (!found) throw notFound();
+    const { vault } = found;
+    const w = { key_id: found.keyId, scheme: found.scheme };
     const intent = tx.intent as unknown as Intent;
     const unsigned = fromJsonSafe<UnsignedTransaction>(tx.unsigned_tx);
     const request = buildSigningRequest({
