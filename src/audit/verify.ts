@@ -4,8 +4,8 @@
 // - reordered entries fail their hash (the sequence number is inside it) or their link;
 // - a truncated tail is caught by a signed checkpoint beyond the last entry;
 // - a rewritten-and-rehashed stretch is caught by the checkpoint that covers it.
-import { ed25519 } from '@noble/curves/ed25519.js';
 import type { Kysely } from 'kysely';
+import { ed25519Verify } from '../crypto/ed25519-openssl.ts';
 import { AuditRepository } from '../store/repositories/audit.ts';
 import type { Database } from '../store/schema.ts';
 import { checkpointMessage, entryHash, GENESIS_HASH } from './chain.ts';
@@ -99,10 +99,10 @@ export async function verifyAuditChain(
     try {
       sigOk =
         (!trusted || Buffer.from(trusted).equals(pub)) &&
-        ed25519.verify(
-          Buffer.from(cp.signature, 'hex'),
-          checkpointMessage(cp.seq, cp.hash, cp.createdAt),
+        ed25519Verify(
           pub,
+          checkpointMessage(cp.seq, cp.hash, cp.createdAt),
+          Buffer.from(cp.signature, 'hex'),
         );
     } catch {
       sigOk = false;

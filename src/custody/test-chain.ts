@@ -31,6 +31,7 @@ import type {
   UnsignedTransaction,
 } from '../chains/types.ts';
 import { registerTokenIn } from '../chains/util.ts';
+import { ed25519Verify } from '../crypto/ed25519-openssl.ts';
 import { ChainError } from '../errors.ts';
 
 export type TestChainScheme = 'ecdsa-secp256k1' | 'eddsa-ed25519';
@@ -286,7 +287,7 @@ export class TestChain implements ChainAdapter {
     const key = Buffer.from(body.fromKey, 'hex');
     const digest = txDigest(payload);
     try {
-      if (this.signingScheme === 'eddsa-ed25519') return ed25519.verify(signature, digest, key);
+      if (this.signingScheme === 'eddsa-ed25519') return ed25519Verify(key, digest, signature);
       return secp256k1.verify(signature, digest, key, { prehash: false, lowS: true });
     } catch {
       return false;

@@ -5,6 +5,7 @@
 // an intent hash; `verifyApproverSignature` is the one check for them.
 import { randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { ed25519VerifyHex } from '../crypto/ed25519-openssl.ts';
 import { ValidationError } from '../errors.ts';
 
 export interface ApproverKeyFile {
@@ -85,10 +86,5 @@ export function verifyApproverSignature(
   message: Uint8Array,
   signatureHex: string,
 ): boolean {
-  try {
-    if (!/^[0-9a-fA-F]{128}$/.test(signatureHex) || !/^[0-9a-fA-F]{64}$/.test(publicKeyHex)) return false;
-    return ed25519.verify(Buffer.from(signatureHex, 'hex'), message, Buffer.from(publicKeyHex, 'hex'));
-  } catch {
-    return false;
-  }
+  return ed25519VerifyHex(publicKeyHex, message, signatureHex);
 }

@@ -11,11 +11,11 @@
 //   const sig = await c.sign(key.keyId, digest, { path: 'm/0/7', authorization });
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Bus, Subscription } from '../bus/index.ts';
+import { ed25519PrivateKeyObject } from '../crypto/ed25519-openssl.ts';
 import { xpubOf } from '../crypto/hd.ts';
 import type { SchemeName } from '../crypto/threshold.ts';
 import { BusError, MpcError } from '../errors.ts';
 import type { ClusterFile } from './cluster.ts';
-import { ed25519PrivateKeyObject } from './ed25519.ts';
 import { SecurityEvents } from './events.ts';
 import type { NodeLogger } from './node.ts';
 import { type KeyRecord, type KeyRegistry, MemoryKeyRegistry } from './registry.ts';

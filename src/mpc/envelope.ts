@@ -13,7 +13,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { ed25519Verify } from './ed25519.ts';
+import { ed25519Verify } from '../crypto/ed25519-openssl.ts';
 import type { NodeIdentity } from './identity.ts';
 
 export const ENVELOPE_VERSION = 1;

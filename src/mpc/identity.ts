@@ -6,8 +6,8 @@ import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { ed25519PrivateKeyObject, ed25519Sign } from '../crypto/ed25519-openssl.ts';
 import { MpcError } from '../errors.ts';
-import { ed25519PrivateKeyObject, ed25519Sign } from './ed25519.ts';
 import { argonSaltOf, open, type SecretKeyring, seal, writeFileDurable } from './secure-file.ts';
 
 export interface NodePublicIdentity {

@@ -6,7 +6,7 @@
 // kind of message. Requests carry an id (idempotency), a session id and an expiry.
 import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { ed25519Sign, ed25519Verify } from './ed25519.ts';
+import { ed25519Sign, ed25519Verify } from '../crypto/ed25519-openssl.ts';
 
 /** Subject prefix: `custos.mpc`, or `custos.mpc.<namespace>` when the cluster file sets one. */
 export const mpcPrefix = (namespace?: string): string =>

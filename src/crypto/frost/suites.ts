@@ -9,6 +9,7 @@ import { createFROST } from '@noble/curves/abstract/frost.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { schnorr, schnorr_FROST, secp256k1_FROST, secp256k1_hasher } from '@noble/curves/secp256k1.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
+import { ed25519Verify } from '../ed25519-openssl.ts';
 import { deriveSecp256k1 } from '../hd.ts';
 import type { SchemeName } from '../threshold.ts';
 import { deriveEd25519 } from './ed25519-hd.ts';
@@ -317,11 +318,8 @@ export const ed25519Suite: FrostSuite = {
     return { tweak: d.tweak, point: edDecode(d.publicKey, true), chainCode: d.chainCode };
   }),
   verify: (pk, msg, sig) => {
-    try {
-      return ed25519.verify(sig, msg, pk, { zip215: false });
-    } catch {
-      return false;
-    }
+    // OpenSSL: the strict RFC 8032 check (as noble's zip215: false), ~15x faster.
+    return ed25519Verify(pk, msg, sig);
   },
 };
 

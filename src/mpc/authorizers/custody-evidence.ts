@@ -10,8 +10,8 @@
 // Nodes trust only owner public keys they were given out of band (their own configuration), so a
 // control plane that invents an approver key, a policy or an approval gets nothing signed.
 import { createHash } from 'node:crypto';
-import { ed25519 } from '@noble/curves/ed25519.js';
 import { z } from 'zod';
+import { ed25519VerifyHex } from '../../crypto/ed25519-openssl.ts';
 
 export const CUSTODY_EVIDENCE_KIND = 'custody-withdrawal/v1';
 
@@ -151,12 +151,7 @@ export type CustodyEvidence = z.infer<typeof custodyEvidenceSchema>;
 
 /** Never throws. */
 export function verifyEd25519(publicKeyHex: string, message: Uint8Array, signatureHex: string): boolean {
-  try {
-    if (!/^[0-9a-f]{64}$/.test(publicKeyHex) || !/^[0-9a-f]{128}$/.test(signatureHex)) return false;
-    return ed25519.verify(Buffer.from(signatureHex, 'hex'), message, Buffer.from(publicKeyHex, 'hex'));
-  } catch {
-    return false;
-  }
+  return ed25519VerifyHex(publicKeyHex, message, signatureHex);
 }
 
 /** JSON-safe form of values with bigint and Uint8Array (unsigned transactions, for DB and wire). */

