@@ -32,6 +32,7 @@ import type {
 } from '../chains/types.ts';
 import { registerTokenIn } from '../chains/util.ts';
 import { ed25519Verify } from '../crypto/ed25519-openssl.ts';
+import { ecdsaVerifyDigest } from '../crypto/ot/ec.ts';
 import { ChainError } from '../errors.ts';
 
 export type TestChainScheme = 'ecdsa-secp256k1' | 'eddsa-ed25519';
@@ -288,7 +289,7 @@ export class TestChain implements ChainAdapter {
     const digest = txDigest(payload);
     try {
       if (this.signingScheme === 'eddsa-ed25519') return ed25519Verify(key, digest, signature);
-      return secp256k1.verify(signature, digest, key, { prehash: false, lowS: true });
+      return ecdsaVerifyDigest(key, digest, signature);
     } catch {
       return false;
     }

@@ -6,6 +6,7 @@ import {
   compress,
   decompress,
   ecdsaVerify,
+  ecdsaVerifyDigest,
   fromNoble,
   jAdd,
   jAddAffine,
@@ -116,4 +117,36 @@ test('ec: ECDSA verification agrees with @noble/curves', () => {
     assert.equal(ecdsaVerify(0n, s, e, q), false);
     assert.equal(ecdsaVerify(r, 0n, e, q), false);
   }
+});
+
+test('ec: ecdsaVerifyDigest (bytes) agrees with @noble/curves and never throws', () => {
+  const sk = secp256k1.utils.randomSecretKey();
+  const pk = secp256k1.getPublicKey(sk, true);
+  const other = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true);
+  for (let i = 0; i < 30; i++) {
+    const d = randomBytes(32);
+    const sig = secp256k1.sign(d, sk, { prehash: false, lowS: true });
+    assert.equal(ecdsaVerifyDigest(pk, d, sig), true);
+    assert.equal(ecdsaVerifyDigest(secp256k1.getPublicKey(sk, false), d, sig), true);
+    assert.equal(ecdsaVerifyDigest(other, d, sig), false);
+    const bad = Uint8Array.from(sig);
+    bad[i % 64]! ^= 1 << (i % 8);
+    assert.equal(ecdsaVerifyDigest(pk, d, bad), secp256k1.verify(bad, d, pk, { prehash: false, lowS: true }));
+  }
+  const d = randomBytes(32);
+  const sig = secp256k1.sign(d, sk, { prehash: false, lowS: true });
+  const notOnCurve = Uint8Array.from(pk);
+  notOnCurve[0] = 4;
+  for (const [k, m, s] of [
+    [notOnCurve, d, sig],
+    [pk.subarray(1), d, sig],
+    [pk, d.subarray(1), sig],
+    [pk, d, sig.subarray(1)],
+    [new Uint8Array(33), d, sig],
+  ] as const)
+    assert.equal(ecdsaVerifyDigest(k, m, s), false);
+  // a digest ≥ n is reduced as noble does
+  const big = new Uint8Array(32).fill(0xff);
+  const sigBig = secp256k1.sign(big, sk, { prehash: false, lowS: true });
+  assert.equal(ecdsaVerifyDigest(pk, big, sigBig), true);
 });

@@ -328,6 +328,40 @@ export function ecdsaVerify(
   return r + N < P && red((r + N) * z2) === R.X;
 }
 
+const keyCache = new Map<string, [bigint, bigint]>();
+
+/**
+ * ECDSA verification of a 64-byte (r ‖ s) signature, low s, over a 32-byte digest (read as a
+ * big-endian integer mod n, as @noble/curves' prehash: false) under a SEC1 key (33 or 65 bytes).
+ * Public inputs only; never throws. About 2× faster than @noble/curves' verify (ec.test.ts checks
+ * they agree); decoded keys are cached, since one key verifies many signatures.
+ */
+export function ecdsaVerifyDigest(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== 33 && publicKey.length !== 65) return false;
+  if (digest.length !== 32 || signature.length !== 64) return false;
+  const k = Buffer.from(publicKey).toString('hex');
+  let q = keyCache.get(k);
+  if (!q) {
+    try {
+      if (publicKey.length === 33) q = decompress(publicKey, 'public key');
+      else {
+        const point = NoblePoint.fromBytes(publicKey);
+        point.assertValidity();
+        q = fromNoble(point);
+      }
+    } catch {
+      return false;
+    }
+    if (keyCache.size >= 1000) keyCache.clear();
+    keyCache.set(k, q);
+  }
+  const sig = Buffer.from(signature.buffer, signature.byteOffset, 64);
+  const r = BigInt(`0x${sig.toString('hex', 0, 32)}`);
+  const s = BigInt(`0x${sig.toString('hex', 32, 64)}`);
+  const e = BigInt(`0x${Buffer.from(digest.buffer, digest.byteOffset, 32).toString('hex')}`) % N;
+  return ecdsaVerify(r, s, e, q);
+}
+
 // Known-answer self-test against @noble/curves at module load (public values).
 {
   const ks = [1n, 2n, 3n, N - 1n, N - 2n, 0x1234567890abcdefn, (N >> 1n) + 12345n, N >> 7n];
