@@ -72,6 +72,58 @@ for (const backend of databaseBackends()) {
       assert.equal(b2.body.balances[0].reserved, '0');
     });
 
+    test('several addresses: a drained first address is passed over, and a race across addresses never overdraws', async () => {
+      const admin = h.org.users.admin;
+      const op = h.org.users.operator;
+      const dest = externalAddress(h.chain);
+      const v = await h.call('POST', '/v1/vaults', h.org.users.security_officer.token, {
+        name: 'multi',
+        tier: 'warm',
+      });
+      const w = await h.call('POST', '/v1/wallets', admin.token, { vaultId: v.body.id, network: 'test' });
+      assert.equal(w.status, 201, JSON.stringify(w.body));
+      const addrs: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const a = await h.call('POST', `/v1/wallets/${w.body.id}/addresses`, admin.token, {});
+        addrs.push(a.body.address);
+      }
+      // The first address holds too little for any of them; the next two hold 30,000 each.
+      h.chain.faucet(addrs[0]!, 'TST', 5_000n);
+      h.chain.faucet(addrs[1]!, 'TST', 30_000n);
+      h.chain.faucet(addrs[2]!, 'TST', 30_000n);
+      h.chain.mine(3);
+      await h.custody.tick();
+      // 16 × (9,000 + 1,000 fee) against 3 fitting in each funded address: exactly 6 accepted.
+      const results = await Promise.all(
+        Array.from({ length: 16 }, (_, i) =>
+          h.call(
+            'POST',
+            '/v1/transactions',
+            op.token,
+            { walletId: w.body.id, asset: 'TST', destination: dest, amount: '9000' },
+            { 'idempotency-key': `multi-${i}` },
+          ),
+        ),
+      );
+      const ok = results.filter((r) => r.status === 201);
+      for (const r of results.filter((x) => x.status !== 201))
+        assert.equal(r.body.error.code, 'CUSTOS_INSUFFICIENT_FUNDS', JSON.stringify(r.body));
+      assert.equal(ok.length, 6);
+      const bySource = new Map<string, number>();
+      for (const r of ok) {
+        const t = await h.call('GET', `/v1/transactions/${r.body.id}`, op.token);
+        const src = t.body.intent.source.address as string;
+        bySource.set(src, (bySource.get(src) ?? 0) + 1);
+      }
+      assert.equal(bySource.get(addrs[0]!), undefined);
+      assert.equal(bySource.get(addrs[1]!), 3);
+      assert.equal(bySource.get(addrs[2]!), 3);
+      const b = await h.call('GET', `/v1/wallets/${w.body.id}/balances`, op.token);
+      assert.equal(b.body.balances[0].available, (65_000n - 6n * (9000n + FEE)).toString());
+      assert.equal(b.body.balances[0].reserved, (6n * (9000n + FEE)).toString());
+      for (const r of ok) await h.call('POST', `/v1/transactions/${r.body.id}/cancel`, op.token);
+    });
+
     test('idempotency: same key + body → same response; different body → 409; no key → 400', async () => {
       const op = h.org.users.operator;
       const dest = externalAddress(h.chain);

@@ -11,7 +11,7 @@
 // available); failed/cancelled/rejected/expired: reserved → available. The sum of all balances of
 // an organisation is always zero.
 import { randomUUID } from 'node:crypto';
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { CustosError } from '../errors.ts';
 import { type AccountKind, LedgerRepository } from '../store/repositories/custody.ts';
 import type { Database } from '../store/schema.ts';
@@ -55,9 +55,25 @@ export function ledgerAccountId(a: AccountRef): string {
   return `la_${a.orgId}_${a.assetId}_${a.kind}_${a.addressId ?? 'org'}`;
 }
 
+/** A guarded posting would have left an account below zero; the caller's transaction rolls back. */
+export class LedgerOverdraw extends Error {
+  constructor(readonly accountId: string) {
+    super(`ledger: account ${accountId} would go below zero`);
+  }
+}
+
 export class Ledger {
-  /** Writes one balanced, immutable entry inside `trx` and updates the cached balances. */
-  async post(trx: Transaction<Database>, input: JournalInput): Promise<string> {
+  /**
+   * Writes one balanced, immutable entry inside `trx` and updates the cached balances. With
+   * `nonNegative`, those accounts' balances after the entry must be ≥ 0, or it throws LedgerOverdraw:
+   * the balance update takes the row locks and the check sees the latest committed balance, so this
+   * is a reservation in one statement (no separate SELECT … FOR UPDATE held across the transaction).
+   */
+  async post(
+    trx: Transaction<Database>,
+    input: JournalInput,
+    opts: { nonNegative?: AccountRef[] } = {},
+  ): Promise<string> {
     const sums = new Map<string, bigint>();
     for (const p of input.postings) {
       if (typeof p.amount !== 'bigint') throw new TypeError('ledger: amounts are bigint');
@@ -96,18 +112,33 @@ export class Ledger {
     // Two statements per entry: (1) the balances — missing accounts created, row locks taken in
     // account-id order in every transaction that moves money (no deadlocks); (2) the entry and its
     // postings (which reference the accounts, so they come second).
-    await repo.upsertBalances(
+    const after = await repo.upsertBalances(
       [...deltas.keys()].sort().map((accountId) => ({
         id: accountId,
         ...accounts.get(accountId)!,
         delta: deltas.get(accountId)!,
       })),
     );
+    if (opts.nonNegative?.length) {
+      const balances = new Map(after.map((r) => [r.id, BigInt(r.balance)]));
+      for (const a of opts.nonNegative) {
+        const id = ledgerAccountId(a);
+        const b = balances.get(id);
+        if (b !== undefined && b < 0n) throw new LedgerOverdraw(id);
+      }
+    }
     await repo.insertEntryWithPostings(
       { id, orgId: input.orgId, kind: input.kind, refType: input.ref.type, refId: input.ref.id },
       rows,
     );
     return id;
+  }
+
+  /** Unlocked read of cached balances (missing accounts are 0): a hint, never a decision. */
+  async peekBalances(db: Kysely<Database>, accounts: AccountRef[]): Promise<bigint[]> {
+    const ids = accounts.map(ledgerAccountId);
+    const found = await new LedgerRepository(db).balancesOf([...new Set(ids)]);
+    return ids.map((id) => found.get(id) ?? 0n);
   }
 
   /** Locks the accounts that exist, in id order, until the transaction ends; missing ones are 0. */

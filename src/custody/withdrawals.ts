@@ -51,7 +51,7 @@ import {
 import { IdempotencyRepository } from '../store/repositories/idempotency.ts';
 import { ApproverKeyRepository } from '../store/repositories/identity.ts';
 import type { Database } from '../store/schema.ts';
-import { addressAccount, Ledger, orgAccount } from './ledger.ts';
+import { addressAccount, Ledger, LedgerOverdraw, orgAccount } from './ledger.ts';
 import {
   buildSigningRequest,
   type OfflineSignatures,
@@ -215,24 +215,23 @@ export class WithdrawalService {
     const now = new Date();
     const id = `tx_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
 
-    try {
-      return await this.custody.write(async (trx) => {
-        // Reserve: the first address (by index) whose available balance covers amount (+ fee). The
-        // account rows stay locked FOR UPDATE until commit (concurrent withdrawals queue here).
-        let source: AddressRow | undefined;
-        for (const a of addresses) {
-          const acct = (k: string) => addressAccount(p.orgId, k, 'available', w.id, a.id);
-          const [have, haveNative] = await this.#ledger.lockBalances(
-            trx,
-            nativeId === asset.id ? [acct(asset.id)] : [acct(asset.id), acct(nativeId)],
-          );
-          const ok =
-            nativeId === asset.id ? have! >= amount + maxFee : have! >= amount && haveNative! >= maxFee;
-          if (ok) {
-            source = a;
-            break;
-          }
-        }
+    // Reserve from the first address (by index) whose available balance covers amount (+ fee).
+    const accountsOf = (a: AddressRow) => {
+      const acct = (k: string) => addressAccount(p.orgId, k, 'available', w.id, a.id);
+      return nativeId === asset.id ? [acct(asset.id)] : [acct(asset.id), acct(nativeId)];
+    };
+    const covers = ([have, haveNative]: bigint[]) =>
+      nativeId === asset.id ? have! >= amount + maxFee : have! >= amount && haveNative! >= maxFee;
+    // Fast path: pick the address by an unlocked read, and let the reserving ledger entry itself
+    // take the row locks and refuse to go below zero (LedgerOverdraw) — the hot account rows are
+    // then locked only for that entry, the audit insert and the commit, not for the whole
+    // transaction. If the read was stale, the slow path below locks and checks address by address.
+    const peeked = await this.#ledger.peekBalances(this.db, addresses.flatMap(accountsOf));
+    const per = peeked.length / addresses.length;
+    const hint = addresses.find((_, i) => covers(peeked.slice(i * per, (i + 1) * per)));
+    const attempt = (pick: (trx: Transaction<Database>) => Promise<AddressRow | undefined>) =>
+      this.custody.write(async (trx) => {
+        const source = await pick(trx);
         if (!source) {
           throw new CustodyError(
             'CUSTOS_INSUFFICIENT_FUNDS',
@@ -299,12 +298,26 @@ export class WithdrawalService {
           signed_raw: null,
           failure: null,
         });
-        await this.#ledger.post(trx, {
-          orgId: p.orgId,
-          kind: 'withdrawal.reserve',
-          ref: { type: 'transaction', id },
-          postings: this.#reservePostings(tx, nativeId, -1n),
+        const body = this.#view(tx, []);
+        const saved = await new IdempotencyRepository(trx).save({
+          scope,
+          key: idempotencyKey,
+          requestHash,
+          statusCode: 201,
+          responseBody: body,
+          ttlMs: this.settings.idempotencyTtlMs,
         });
+        if (!saved) throw new IdempotencyRace();
+        await this.#ledger.post(
+          trx,
+          {
+            orgId: p.orgId,
+            kind: 'withdrawal.reserve',
+            ref: { type: 'transaction', id },
+            postings: this.#reservePostings(tx, nativeId, -1n),
+          },
+          { nonNegative: accountsOf(source) },
+        );
         if (RELEASING.has(outcome)) await this.#release(trx, tx, outcome);
         await this.audit.appendMany(trx, [
           {
@@ -339,17 +352,23 @@ export class WithdrawalService {
             },
           ),
         ]);
-        const body = this.#view(tx, []);
-        const saved = await new IdempotencyRepository(trx).save({
-          scope,
-          key: idempotencyKey,
-          requestHash,
-          statusCode: 201,
-          responseBody: body,
-          ttlMs: this.settings.idempotencyTtlMs,
-        });
-        if (!saved) throw new IdempotencyRace();
         return { status: 201, body, replayed: false };
+      });
+    try {
+      if (hint) {
+        try {
+          return await attempt(async () => hint);
+        } catch (e) {
+          if (!(e instanceof LedgerOverdraw)) throw e;
+        }
+      }
+      // Slow path: each address's accounts locked FOR UPDATE in turn until one covers the amount;
+      // they stay locked until commit (concurrent withdrawals queue here).
+      return await attempt(async (trx) => {
+        for (const a of addresses) {
+          if (covers(await this.#ledger.lockBalances(trx, accountsOf(a)))) return a;
+        }
+        return undefined;
       });
     } catch (e) {
       if (e instanceof IdempotencyRace) {

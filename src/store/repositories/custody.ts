@@ -341,8 +341,8 @@ export class LedgerRepository {
       addressId: string | null;
       delta: bigint;
     }[],
-  ): Promise<unknown> {
-    if (rows.length === 0) return Promise.resolve();
+  ): Promise<{ id: string; balance: bigint }[]> {
+    if (rows.length === 0) return Promise.resolve([]);
     return this.db
       .insertInto('ledger_accounts')
       .values(
@@ -359,6 +359,7 @@ export class LedgerRepository {
       .onConflict((oc) =>
         oc.column('id').doUpdateSet({ balance: sql`ledger_accounts.balance + excluded.balance` }),
       )
+      .returning(['id', 'balance'])
       .execute();
   }
   /** Inserts a journal entry and its postings (one statement). */
@@ -376,6 +377,16 @@ export class LedgerRepository {
     );
   }
   /** Locks the given accounts (those that exist) in id order and returns their balances. */
+  /** Cached balances of accounts, without locks (a hint; decisions are made under lock). */
+  async balancesOf(ids: string[]): Promise<Map<string, bigint>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('ledger_accounts')
+      .select(['id', 'balance'])
+      .where('id', 'in', ids)
+      .execute();
+    return new Map(rows.map((r) => [r.id, r.balance]));
+  }
   async lockBalances(ids: string[]): Promise<Map<string, bigint>> {
     const rows = await this.db
       .selectFrom('ledger_accounts')
