@@ -456,13 +456,15 @@ export class MpcCoordinator {
       });
       const sessionId = String(body['sessionId']);
       // Decided by the first good signature or the first failure (a t-of-t session cannot recover).
-      const outcomes = await this.#fanOut(
-        signers,
-        body,
-        timeoutMs,
-        (o) => !o.reply.ok || this.#goodSig(o, scheme, message, expected),
-      );
-      const good = outcomes.find((o) => this.#goodSig(o, scheme, message, expected));
+      // Each reply's signature is verified once (the settle test and the pick below share it).
+      const checked = new WeakMap<Outcome, boolean>();
+      const isGood = (o: Outcome) => {
+        let ok = checked.get(o);
+        if (ok === undefined) checked.set(o, (ok = this.#goodSig(o, scheme, message, expected)));
+        return ok;
+      };
+      const outcomes = await this.#fanOut(signers, body, timeoutMs, (o) => !o.reply.ok || isGood(o));
+      const good = outcomes.find(isGood);
       if (good) {
         const r = (good.reply as Extract<NodeReply, { ok: true }>).result;
         return {

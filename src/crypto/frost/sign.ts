@@ -31,6 +31,8 @@ export interface FrostSignParams extends SignParams<FrostKeyShare> {
 export interface SigningKey {
   a: bigint;
   b: bigint;
+  /** b·G, computed once per session key. */
+  bG: GPoint;
   point: GPoint;
   commitments: GPoint[];
   signingPublicKey: Uint8Array;
@@ -70,12 +72,13 @@ export function signingKey(
     b = Fn.add(b, t);
     P = P.add(mulBase(suite, t));
   }
+  const bG = mulBase(suite, b);
   const commitments = C.map((c, k) => {
     const scaled = a === 1n ? c : c.negate();
-    return k === 0 ? scaled.add(mulBase(suite, b)) : scaled;
+    return k === 0 ? scaled.add(bG) : scaled;
   });
   if (!commitments[0]!.equals(P)) throw new Error(`${suite.label}/sign: derived key mismatch`);
-  return { a, b, point: P, commitments, signingPublicKey: suite.encodePublicKey(P) };
+  return { a, b, bG, point: P, commitments, signingPublicKey: suite.encodePublicKey(P) };
 }
 
 function bytesToBigIntBE(b: Uint8Array): bigint {
@@ -193,7 +196,7 @@ export class FrostSignParty extends FrostParty<SchemeSignature> {
       return { identifier: idHex(suite, id), hiding: d.bytes['hiding']!, binding: d.bytes['binding']! };
     });
     const verifyingShares: Record<string, Bytes> = {};
-    const bG = mulBase(suite, key.b);
+    const bG = key.bG;
     for (const id of this.#signers) {
       const V = share.verifyingShare(id);
       verifyingShares[idHex(suite, id)] = asBytes((key.a === 1n ? V : V.negate()).add(bG).toBytes(true));
