@@ -713,6 +713,10 @@ describe('custody on anvil through the REST API (PGlite, 2-of-3 MPC nodes)', () 
       );
       assert.equal(t.status, 201, JSON.stringify(t.body));
       assert.equal(t.body.state, 'pending_approval');
+      // The base fee falls before the approval: today's estimate would now be below the budget.
+      const base = (await pub().getBlock()).baseFeePerGas!;
+      await anvil.rpc('anvil_setNextBlockBaseFeePerGas', [`0x${(base / 4n).toString(16)}`]);
+      await mine(1);
       const vote = await as(org.users.approver.token, 'POST', `/v1/transactions/${t.body.id}/approvals`, {
         intentHash: t.body.intentHash,
         publicKey: approverKey.publicKey,
@@ -752,6 +756,13 @@ describe('custody on anvil through the REST API (PGlite, 2-of-3 MPC nodes)', () 
       assert.equal(receipt.status, 'success');
       assert.equal(receipt.from.toLowerCase(), cold.toLowerCase());
       assert.equal(await pub().getBalance({ address: to }), parseEther('0.3'));
+      // Built for a late broadcast: the whole approved fee budget is the EIP-1559 ceiling (an online
+      // withdrawal gets today's estimate), yet only base fee + tip were charged.
+      const mined = await pub().getTransaction({ hash: done.body.chainTxId });
+      const reserved = BigInt(done.body.feeReserved);
+      assert.equal(mined.maxFeePerGas, reserved / mined.gas);
+      assert.ok(BigInt(done.body.feePaid) <= reserved);
+      assert.equal(BigInt(done.body.feePaid), receipt.gasUsed * receipt.effectiveGasPrice);
       const rec = await call('GET', '/v1/reconciliation');
       assert.equal(rec.body.ledger.ok, true, JSON.stringify(rec.body));
       assert.deepEqual(rec.body.differences, [], JSON.stringify(rec.body.differences));

@@ -341,11 +341,13 @@ class FakeTronNode {
         `validate signature error ${sig} is signed by ${signer} but it is not contained of permission.`,
       );
     if (this.seen.has(txID)) return fail('DUP_TRANSACTION_ERROR', 'dup transaction');
-    if (
-      Number(raw['expiration']) <=
-      Number((this.head['block_header'] as Json & { raw_data: Json }).raw_data['timestamp'])
-    ) {
+    const headTime = Number((this.head['block_header'] as Json & { raw_data: Json }).raw_data['timestamp']);
+    if (Number(raw['expiration']) <= headTime) {
       return fail('TRANSACTION_EXPIRATION_ERROR', 'Transaction expired');
+    }
+    // java-tron: at most MAXIMUM_TIME_UNTIL_EXPIRATION (24 h) after the head block.
+    if (Number(raw['expiration']) > headTime + 24 * 3600_000) {
+      return fail('TRANSACTION_EXPIRATION_ERROR', 'Transaction expiration time is more than one day');
     }
     const ref = this.blocks.find((b) => {
       const bid = b['blockID'] as string;
@@ -496,6 +498,32 @@ describe('tron over the TronGrid HTTP wire format', () => {
       await adapter.getBalance(ours, adapter.asset('TRX')),
       500_000_000n + 7_500_000n - 3_000_000n,
     );
+  });
+
+  test('validForMs (offline signing) lengthens the lifetime up to the 24 h the node accepts', async () => {
+    const to = tronAddressFromBytes(Buffer.from(outsider(), 'hex'));
+    const headTime = () =>
+      Number((node.head['block_header'] as Json & { raw_data: Json }).raw_data['timestamp']);
+    const build = (validForMs?: number) =>
+      adapter.buildTransfer({
+        from: ours,
+        to,
+        asset: adapter.asset('TRX'),
+        amount: 1_000_000n,
+        ...(validForMs !== undefined ? { validForMs } : {}),
+      });
+    const online = await build();
+    assert.equal(online.expiresAt! - headTime(), 60_000); // the configured lifetime
+    const sixHours = await build(6 * 3600_000);
+    assert.equal(sixHours.expiresAt! - headTime(), 6 * 3600_000);
+    assert.equal((await build(10)).expiresAt! - headTime(), 60_000); // never shorter than configured
+    const capped = await build(7 * 24 * 3600_000);
+    assert.equal(capped.expiresAt! - headTime(), 24 * 3600_000);
+    const signed = adapter.attachSignatures(
+      capped,
+      await Promise.all(capped.digests.map((d) => signer.sign(d.digest, PATH))),
+    );
+    assert.equal((await adapter.broadcast(signed)).alreadyKnown, false);
   });
 
   test('the node rejects a wrong signer; the adapter refuses it first', async () => {

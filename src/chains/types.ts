@@ -43,6 +43,13 @@ export interface FeeOptions {
   readonly gasLimit?: bigint;
   /** Tron: fee_limit in sun for TRC-20 calls (otherwise estimated, capped by the network's maxFeeLimit). */
   readonly feeLimit?: bigint;
+  /**
+   * EVM (EIP-1559): the most this transfer may cost in fees, base units. maxFeePerGas is raised to
+   * budget / gasLimit (never above the network's cap, never below today's figure), so a transaction
+   * signed now and broadcast much later still pays the base fee of then: only base fee + tip are
+   * charged. Cold-vault withdrawals pass their reserved maximum. Ignored for legacy gas and Tron.
+   */
+  readonly budget?: bigint;
 }
 
 export interface TransferRequest {
@@ -55,6 +62,12 @@ export interface TransferRequest {
   readonly fee?: FeeOptions;
   /** Tron: optional memo bytes written to raw_data.data (UTF-8). Ignored on EVM. */
   readonly memo?: string;
+  /**
+   * How long the signed transaction must stay valid, ms (signing offline). Tron: raw_data.expiration
+   * = reference block time + max(network expirationMs, this), at most 24 h (the protocol's limit).
+   * EVM transactions do not expire (ignored).
+   */
+  readonly validForMs?: number;
 }
 
 export interface FeeEstimate {

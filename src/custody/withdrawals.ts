@@ -950,14 +950,18 @@ export class WithdrawalService {
       let unsigned: UnsignedTransaction;
       try {
         // A nonce reserved in a PostgreSQL-backed store commits or rolls back with this transaction.
+        // A cold withdrawal is signed offline and broadcast later: it gets the whole approved fee
+        // budget as its EIP-1559 ceiling and (Tron) a lifetime up to the intent's expiry (≤ 24 h).
+        const cold = vault.tier === 'cold';
         unsigned = await withNonceTransaction(trx, () =>
           chain.buildTransfer({
             from: intent.source.address,
             to: intent.destination,
             asset: this.#intentAsset(chain.network, intent),
             amount: BigInt(intent.amount),
-            fee: { speed: intent.feePolicy.speed },
+            fee: { speed: intent.feePolicy.speed, ...(cold ? { budget: tx.fee_reserved } : {}) },
             ...(intent.memo ? { memo: intent.memo } : {}),
+            ...(cold ? { validForMs: tx.expires_at.getTime() - Date.now() } : {}),
           }),
         );
       } catch (e) {

@@ -280,6 +280,16 @@ export class EvmAdapter implements ChainAdapter {
       this.#rpc('eth_getBalance', () => this.client.getBalance({ address: from })),
       this.#pendingNonce(from),
     ]);
+    const budget = request.fee?.budget;
+    if (
+      budget !== undefined &&
+      fees.type === 'eip1559' &&
+      request.fee?.maxFeePerGas === undefined &&
+      gas > 0n
+    ) {
+      // Headroom for a late broadcast (cold vaults): the approved maximum, within the cap.
+      fees.maxFeePerGas = minBig(maxBig(fees.maxFeePerGas!, budget / gas), this.config.fees.maxFeePerGasCap);
+    }
     const fee = this.#feeEstimate(gas, fees);
     const needed = fee.max + (asset.kind === 'native' ? request.amount : 0n);
     if (balance < needed) {

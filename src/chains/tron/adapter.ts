@@ -262,7 +262,7 @@ export class TronAdapter implements ChainAdapter {
     const memo = request.memo ? new TextEncoder().encode(request.memo) : new Uint8Array(0);
     const base = {
       ...ref,
-      expiration: headTime + BigInt(this.config.expirationMs),
+      expiration: headTime + BigInt(expirationMs(this.config.expirationMs, request.validForMs)),
       timestamp: BigInt(this.#now()),
       data: memo,
     };
@@ -692,4 +692,13 @@ function hexText(s: string): string {
     if (/^[\x20-\x7e]*$/.test(t)) return t;
   }
   return s;
+}
+
+/** Tron's protocol refuses an expiration more than 24 h after the head block. */
+const TRON_MAX_EXPIRATION_MS = 24 * 3600_000;
+
+/** The configured lifetime, or longer when the caller needs it (offline signing), at most 24 h. */
+export function expirationMs(configured: number, validFor: number | undefined): number {
+  if (validFor === undefined || !Number.isFinite(validFor)) return configured;
+  return Math.min(TRON_MAX_EXPIRATION_MS, Math.max(configured, Math.floor(validFor)));
 }
