@@ -4,7 +4,7 @@
 // every 100 ms → confirmations (depth 2) → completed. Latency is request start → the row's
 // `completed` time. The load generator keeps at most --inflight withdrawals uncompleted, so the
 // figure is sustained throughput, not queueing.
-// Run: node --import tsx bench/withdrawals.ts [--seconds 20] [--inflight 48] [--networks test,test-ed25519]
+// Run: node --import tsx bench/withdrawals.ts [--seconds 20] [--inflight 48] [--networks test,test-ed25519] [--wallets 1]
 //      [--database-url postgres://…]  (PostgreSQL; default the embedded PGlite)
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,6 +41,8 @@ const arg = (name: string, dflt: string) => {
 };
 const SECONDS = Number(arg('seconds', '20'));
 const INFLIGHT = Number(arg('inflight', '48'));
+/** Hot vaults (one wallet and source address each) the load is spread over; 1 = every withdrawal from one address. */
+const WALLETS = Math.max(1, Number(arg('wallets', '1')));
 const NETWORKS = arg('networks', 'test,test-ed25519').split(',');
 /** PostgreSQL instead of PGlite (the database then runs outside this process, as in production). */
 const DATABASE_URL = arg('database-url', '');
@@ -181,14 +183,18 @@ async function run(network: string) {
     proof: signApproverProof(ownerKey, b.org.id, b.user.id),
   });
   trust.trust(b.org.id, ownerKey.publicKey);
-  const vault = await call('POST', '/v1/vaults', { name: 'hot', tier: 'hot', schemes: [scheme] });
-  await call('POST', `/v1/vaults/${vault.id}/policy-signature`, {
-    publicKey: ownerKey.publicKey,
-    signature: signWithApproverKey(ownerKey, statementMessage(vault.policy)),
-  });
-  const wallet = await call('POST', '/v1/wallets', { vaultId: vault.id, network });
-  const addr = await call('POST', `/v1/wallets/${wallet.id}/addresses`, {});
-  chain.faucet(addr.address, 'TST', 10n ** 15n);
+  const wallets: { id: string }[] = [];
+  for (let i = 0; i < WALLETS; i++) {
+    const vault = await call('POST', '/v1/vaults', { name: `hot-${i}`, tier: 'hot', schemes: [scheme] });
+    await call('POST', `/v1/vaults/${vault.id}/policy-signature`, {
+      publicKey: ownerKey.publicKey,
+      signature: signWithApproverKey(ownerKey, statementMessage(vault.policy)),
+    });
+    const wallet = await call('POST', '/v1/wallets', { vaultId: vault.id, network });
+    const addr = await call('POST', `/v1/wallets/${wallet.id}/addresses`, {});
+    chain.faucet(addr.address, 'TST', 10n ** 15n);
+    wallets.push(wallet);
+  }
   await new Promise((r) => setTimeout(r, 600));
   await custody.tick();
   const dest = chain.deriveAddress(
@@ -239,7 +245,7 @@ async function run(network: string) {
       const tx = await call(
         'POST',
         '/v1/transactions',
-        { walletId: wallet.id, asset: 'TST', destination: dest, amount: '1000' },
+        { walletId: wallets[seq % WALLETS]!.id, asset: 'TST', destination: dest, amount: '1000' },
         { 'idempotency-key': `bench-${seq++}` },
       );
       started.set(tx.id, startWall);
@@ -333,8 +339,9 @@ process.stdout.write(`${lines.join('\n')}\n`);
 for (const r of results)
   process.stdout.write(`${r.network} stage p50 (ms): ${JSON.stringify(r.stageP50Ms)}\n`);
 mkdirSync('bench/results', { recursive: true });
+// One file per database: withdrawals.json (PGlite, the default) and withdrawals-postgres.json.
 writeFileSync(
-  'bench/results/withdrawals.json',
+  DATABASE_URL ? 'bench/results/withdrawals-postgres.json' : 'bench/results/withdrawals.json',
   `${JSON.stringify(
     {
       benchmark: 'withdrawals',
@@ -345,7 +352,7 @@ writeFileSync(
       goalPerSecond: 50,
       notes:
         'End to end through the API (app.inject), 3 in-process MPC nodes (2-of-3) on the in-process bus, hot vault, test chain with 100 ms blocks and confirmation depth 2; latency = request start → completed.',
-      settings: { seconds: SECONDS, maxInflight: INFLIGHT },
+      settings: { seconds: SECONDS, maxInflight: INFLIGHT, wallets: WALLETS },
       results,
     },
     null,
