@@ -376,7 +376,6 @@ export class LedgerRepository {
       this.db,
     );
   }
-  /** Locks the given accounts (those that exist) in id order and returns their balances. */
   /** Cached balances of accounts, without locks (a hint; decisions are made under lock). */
   async balancesOf(ids: string[]): Promise<Map<string, bigint>> {
     if (ids.length === 0) return new Map();
@@ -387,6 +386,7 @@ export class LedgerRepository {
       .execute();
     return new Map(rows.map((r) => [r.id, r.balance]));
   }
+  /** Locks the given accounts (those that exist) in id order and returns their balances. */
   async lockBalances(ids: string[]): Promise<Map<string, bigint>> {
     const rows = await this.db
       .selectFrom('ledger_accounts')
