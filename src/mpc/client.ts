@@ -460,7 +460,10 @@ export class MpcCoordinator {
       const checked = new WeakMap<Outcome, boolean>();
       const isGood = (o: Outcome) => {
         let ok = checked.get(o);
-        if (ok === undefined) checked.set(o, (ok = this.#goodSig(o, scheme, message, expected)));
+        if (ok === undefined) {
+          ok = this.#goodSig(o, scheme, message, expected);
+          checked.set(o, ok);
+        }
         return ok;
       };
       const outcomes = await this.#fanOut(signers, body, timeoutMs, (o) => !o.reply.ok || isGood(o));
