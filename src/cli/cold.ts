@@ -2,13 +2,12 @@
 // vaults"). `export` writes a withdrawal's signing request to a file to carry to the air-gapped host
 // (`custos offline-signer sign` there); `import` submits the signatures file that comes back. The API
 // is --api URL (default: the running `custos dev`), the credential --token.
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { offlineSignaturesSchema } from '../custody/offline-signing.ts';
-import { ValidationError } from '../errors.ts';
 import { writeAtomic } from '../roles/data-dir.ts';
 import { apiClient } from './api-client.ts';
+import { readJsonFile } from './json-file.ts';
 import { fail, printFields } from './output.ts';
 
 interface ColdOptions {
@@ -63,26 +62,10 @@ export function registerColdCommands(program: Command): void {
       .requiredOption('--file <file>', 'the signatures file from custos offline-signer sign'),
   ).action((txId: string | undefined, o: ColdOptions & { file: string }) =>
     (async () => {
-      let raw: unknown;
-      try {
-        raw = JSON.parse(readFileSync(resolve(o.file), 'utf8'));
-      } catch (e) {
-        throw new ValidationError(
-          'CUSTOS_VALIDATION',
-          `${o.file}: not a JSON file (${(e as Error).message})`,
-        );
-      }
-      const doc = offlineSignaturesSchema.safeParse(raw);
-      if (!doc.success) {
-        const i = doc.error.issues[0];
-        throw new ValidationError(
-          'CUSTOS_VALIDATION',
-          `${o.file}: not a signatures file (${i?.path.join('.') || 'kind'}: ${i?.message})`,
-        );
-      }
-      const id = txId ?? doc.data.transactionId;
+      const doc = readJsonFile(o.file, offlineSignaturesSchema, 'a signatures file');
+      const id = txId ?? doc.transactionId;
       const call = apiClient(o);
-      const tx = await call('POST', `/v1/transactions/${encodeURIComponent(id)}/signatures`, doc.data);
+      const tx = await call('POST', `/v1/transactions/${encodeURIComponent(id)}/signatures`, doc);
       print(o, { transactionId: id, state: tx['state'], chainTxId: tx['chainTxId'] });
     })().catch((e) => fail(e, o.json === true)),
   );

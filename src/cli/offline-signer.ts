@@ -11,7 +11,7 @@
 //           (DIR/trusted-owners.json, `custos approve --trust-owner --trust-file`), the transaction
 //           decoded by the node's own chain decoder, the digests and path, the expiry, a cold vault —
 //           signs, verifies, and writes the signatures file to carry back (`custos cold import`).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createBus, natsOptionsOf } from '../bus/index.ts';
@@ -22,16 +22,16 @@ import { nodeChainDecoders } from '../custody/chains.ts';
 import {
   OFFLINE_SIGNATURES_KIND,
   type OfflineSignatures,
-  type SigningRequest,
   signingRequestSchema,
 } from '../custody/offline-signing.ts';
 import { devTestChains } from '../custody/test-chain.ts';
-import { MpcError, ValidationError } from '../errors.ts';
+import { MpcError } from '../errors.ts';
 import { custodyApprovalAuthorizer, FileOwnerTrust } from '../mpc/authorizers/custody-approvals.ts';
 import type { MpcCoordinator } from '../mpc/client.ts';
 import { type LoadedCluster, loadClusterFile } from '../mpc/cluster.ts';
 import { openCoordinator, startInProcessCluster } from '../mpc/local.ts';
 import { writeAtomic } from '../roles/data-dir.ts';
+import { readJsonFile } from './json-file.ts';
 import { fail, printJson } from './output.ts';
 
 interface OfflineOptions {
@@ -110,24 +110,6 @@ async function withOfflineCluster<T>(
   }
 }
 
-function readRequest(file: string): SigningRequest {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(resolve(file), 'utf8'));
-  } catch (e) {
-    throw new ValidationError('CUSTOS_VALIDATION', `${file}: not a JSON file (${(e as Error).message})`);
-  }
-  const r = signingRequestSchema.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw new ValidationError(
-      'CUSTOS_VALIDATION',
-      `${file}: not a signing request (${i?.path.join('.') || 'kind'}: ${i?.message})`,
-    );
-  }
-  return r.data;
-}
-
 const unhex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
 
 export function registerOfflineSignerCommands(program: Command): void {
@@ -190,7 +172,7 @@ export function registerOfflineSignerCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action((o: OfflineOptions & { request: string; out: string; trustedOwners?: string }) =>
       (async () => {
-        const req = readRequest(o.request);
+        const req = readJsonFile(o.request, signingRequestSchema, 'a signing request');
         const trust = resolve(o.trustedOwners ?? join(resolve(o.dir), 'trusted-owners.json'));
         const intent = req.evidence.intent;
         const summary = {

@@ -5,9 +5,9 @@
 // use them. Nothing in either file is secret: the request is the same evidence online nodes get
 // (intent, unsigned transaction, owner-signed policy, owner-endorsed approvals), the answer is
 // signatures — but a signatures file is a signed transaction: import it or destroy it.
-import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { z } from 'zod';
-import type { SchemeName } from '../crypto/threshold.ts';
+import { recoverPublicKey, uncompressedPublicKey } from '../chains/keys.ts';
+import { SCHEME_NAMES, type SchemeName } from '../crypto/threshold.ts';
 import { CustodyError } from '../errors.ts';
 import { type CustodyEvidence, custodyEvidenceSchema } from '../mpc/authorizers/custody-evidence.ts';
 import { getScheme } from '../mpc/schemes.ts';
@@ -18,7 +18,7 @@ export const OFFLINE_SIGNATURES_KIND = 'custos-offline-signatures/v1';
 const hexOf = (bytes: number) =>
   z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes of lower-case hex`);
 const id = z.string().min(1).max(100);
-const schemeName = z.enum(['ecdsa-secp256k1', 'eddsa-ed25519', 'schnorr-bip340']);
+const schemeName = z.enum(SCHEME_NAMES as [SchemeName, ...SchemeName[]]);
 const path = z
   .string()
   .max(200)
@@ -149,16 +149,8 @@ export async function verifyOfflineSignatures(
     if (!ok) throw invalid(`signature ${i} does not verify under the source address's key`, { index: i });
     if (expected.scheme === 'ecdsa-secp256k1') {
       if (s.recovery === undefined) throw invalid(`signature ${i}: an ECDSA signature needs its recovery id`);
-      let recovered: string;
-      try {
-        recovered = secp256k1.Signature.fromBytes(signature, 'compact')
-          .addRecoveryBit(s.recovery)
-          .recoverPublicKey(digest)
-          .toHex(true);
-      } catch {
-        recovered = '';
-      }
-      if (recovered !== hex(expected.signingPublicKey))
+      const recovered = recoverPublicKey(digest, signature, s.recovery);
+      if (!recovered || hex(recovered) !== hex(uncompressedPublicKey(expected.signingPublicKey)))
         throw invalid(`signature ${i}: the recovery id does not recover the source address's key`, {
           index: i,
         });

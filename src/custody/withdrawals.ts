@@ -37,6 +37,7 @@ import {
   type VaultPolicyStatement,
   verifyEd25519,
 } from '../mpc/authorizers/custody-evidence.ts';
+import { AuditRepository } from '../store/repositories/audit.ts';
 import {
   type AddressRow,
   type ApprovalRow,
@@ -722,14 +723,7 @@ export class WithdrawalService {
         chain.releaseTransfer(fromJsonSafe<UnsignedTransaction>(tx.unsigned_tx)),
       );
     }
-    const e = await trx
-      .selectFrom('audit_log')
-      .select('seq')
-      .where('action', '=', SIGNING_REQUEST_ACTION)
-      .where('target_id', '=', tx.id)
-      .limit(1)
-      .executeTakeFirst();
-    return e !== undefined;
+    return new AuditRepository(trx).recorded(SIGNING_REQUEST_ACTION, tx.id);
   }
 
   // ---------- cold vaults: offline signing ----------
@@ -947,12 +941,12 @@ export class WithdrawalService {
         });
         return null;
       }
+      // A cold withdrawal is signed offline and broadcast later: it gets the whole approved fee
+      // budget as its EIP-1559 ceiling and (Tron) a lifetime up to the intent's expiry (≤ 24 h).
+      const cold = vault.tier === 'cold';
       let unsigned: UnsignedTransaction;
       try {
         // A nonce reserved in a PostgreSQL-backed store commits or rolls back with this transaction.
-        // A cold withdrawal is signed offline and broadcast later: it gets the whole approved fee
-        // budget as its EIP-1559 ceiling and (Tron) a lifetime up to the intent's expiry (≤ 24 h).
-        const cold = vault.tier === 'cold';
         unsigned = await withNonceTransaction(trx, () =>
           chain.buildTransfer({
             from: intent.source.address,
@@ -994,7 +988,7 @@ export class WithdrawalService {
         return null;
       }
       const digests = unsigned.digests.map((d) => Buffer.from(d.digest).toString('hex'));
-      if (vault.tier === 'cold') {
+      if (cold) {
         // Signed offline: the request is exported (signingRequest) and the signatures imported.
         await this.#transition(
           trx,

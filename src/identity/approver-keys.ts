@@ -81,10 +81,4 @@ export function signWithApproverKey(file: ApproverKeyFile, message: Uint8Array):
 }
 
 /** True when `signatureHex` is a valid Ed25519 signature of `message` by `publicKeyHex`. Never throws. */
-export function verifyApproverSignature(
-  publicKeyHex: string,
-  message: Uint8Array,
-  signatureHex: string,
-): boolean {
-  return ed25519VerifyHex(publicKeyHex, message, signatureHex);
-}
+export const verifyApproverSignature = ed25519VerifyHex;

@@ -149,10 +149,8 @@ export const custodyEvidenceSchema = z.object({
 });
 export type CustodyEvidence = z.infer<typeof custodyEvidenceSchema>;
 
-/** Never throws. */
-export function verifyEd25519(publicKeyHex: string, message: Uint8Array, signatureHex: string): boolean {
-  return ed25519VerifyHex(publicKeyHex, message, signatureHex);
-}
+/** Ed25519 over hex key and signature (OpenSSL); never throws. */
+export const verifyEd25519 = ed25519VerifyHex;
 
 /** JSON-safe form of values with bigint and Uint8Array (unsigned transactions, for DB and wire). */
 export function toJsonSafe(value: unknown): unknown {

@@ -144,6 +144,18 @@ export class AuditRepository {
       .execute();
   }
 
+  /** Whether any entry records `action` on the target with this id. */
+  async recorded(action: string, targetId: string): Promise<boolean> {
+    const r = await this.db
+      .selectFrom('audit_log')
+      .select('seq')
+      .where('action', '=', action)
+      .where('target_id', '=', targetId)
+      .limit(1)
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
   async get(seq: bigint): Promise<AuditEntry | undefined> {
     const r = await this.db.selectFrom('audit_log').selectAll().where('seq', '=', seq).executeTakeFirst();
     return r ? toEntry(r) : undefined;
