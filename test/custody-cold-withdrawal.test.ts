@@ -82,27 +82,13 @@ for (const backend of databaseBackends())
         '--json',
       ]);
       assert.equal(init.code, 0, init.stderr + init.stdout);
-      const kg = await cli([
-        'offline-signer',
-        'keygen',
-        '--dir',
-        offlineDir,
-        '--scheme',
-        'ecdsa-secp256k1',
-        '--json',
-      ]);
+      const keygen = (scheme: string) =>
+        cli(['offline-signer', 'keygen', '--dir', offlineDir, '--scheme', scheme, '--json']);
+      const kg = await keygen('ecdsa-secp256k1');
       assert.equal(kg.code, 0, kg.stderr + kg.stdout);
       assert.deepEqual(kg.json.parties, [1, 2, 3]);
       // One key per scheme: an Ed25519 (FROST) key for the Ed25519 test chain.
-      const kgEd = await cli([
-        'offline-signer',
-        'keygen',
-        '--dir',
-        offlineDir,
-        '--scheme',
-        'eddsa-ed25519',
-        '--json',
-      ]);
+      const kgEd = await keygen('eddsa-ed25519');
       assert.equal(kgEd.code, 0, kgEd.stderr + kgEd.stdout);
       // The offline operators trust the organisation's owner public key (only the public half goes
       // to the air-gapped host).

@@ -31,6 +31,21 @@ for (const backend of databaseBackends()) {
       h.chain.mine(3);
       await h.custody.tick();
     });
+    /** `n` parallel withdrawals of 9,000 TST (+ the fee) from one wallet, by the operator. */
+    const race = (wallet: string, n: number, keyPrefix: string) => {
+      const destination = externalAddress(h.chain);
+      return Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          h.call(
+            'POST',
+            '/v1/transactions',
+            h.org.users.operator.token,
+            { walletId: wallet, asset: 'TST', destination, amount: '9000' },
+            { 'idempotency-key': `${keyPrefix}-${i}` },
+          ),
+        ),
+      );
+    };
     after(async () => {
       await h?.close();
       await h?.db.close();
@@ -38,19 +53,8 @@ for (const backend of databaseBackends()) {
 
     test('50 parallel withdrawals never overdraw: accepted total <= balance', async () => {
       const op = h.org.users.operator;
-      const dest = externalAddress(h.chain);
       // 50 × 9,000 (+1,000 fee each) = 500,000 requested against 100,000.
-      const results = await Promise.all(
-        Array.from({ length: 50 }, (_, i) =>
-          h.call(
-            'POST',
-            '/v1/transactions',
-            op.token,
-            { walletId, asset: 'TST', destination: dest, amount: '9000' },
-            { 'idempotency-key': `race-${i}` },
-          ),
-        ),
-      );
+      const results = await race(walletId, 50, 'race');
       const ok = results.filter((r) => r.status === 201);
       const refused = results.filter((r) => r.status !== 201);
       for (const r of refused)
@@ -75,7 +79,6 @@ for (const backend of databaseBackends()) {
     test('several addresses: a drained first address is passed over, and a race across addresses never overdraws', async () => {
       const admin = h.org.users.admin;
       const op = h.org.users.operator;
-      const dest = externalAddress(h.chain);
       const v = await h.call('POST', '/v1/vaults', h.org.users.security_officer.token, {
         name: 'multi',
         tier: 'warm',
@@ -94,17 +97,7 @@ for (const backend of databaseBackends()) {
       h.chain.mine(3);
       await h.custody.tick();
       // 16 × (9,000 + 1,000 fee) against 3 fitting in each funded address: exactly 6 accepted.
-      const results = await Promise.all(
-        Array.from({ length: 16 }, (_, i) =>
-          h.call(
-            'POST',
-            '/v1/transactions',
-            op.token,
-            { walletId: w.body.id, asset: 'TST', destination: dest, amount: '9000' },
-            { 'idempotency-key': `multi-${i}` },
-          ),
-        ),
-      );
+      const results = await race(w.body.id, 16, 'multi');
       const ok = results.filter((r) => r.status === 201);
       for (const r of results.filter((x) => x.status !== 201))
         assert.equal(r.body.error.code, 'CUSTOS_INSUFFICIENT_FUNDS', JSON.stringify(r.body));
