@@ -302,5 +302,14 @@ describe('approvals: control-plane refusals and node-side verification', () => {
     const sig = await signWith(genuine);
     assert.match(sig.signature, /^[0-9a-f]{128}$/);
     assert.ok(h.chain.attachSignatures(unsigned, [{ signature: Buffer.from(sig.signature, 'hex') }]).txId);
+
+    // 4. The nodes' operator revokes the approver's key: the same genuine evidence (its owner
+    // endorsement still valid) now lacks a second approval, and the nodes refuse it.
+    h.trust.revokeApprover(h.org.orgId, approverKey.key.publicKey.toUpperCase());
+    await assert.rejects(signWith(genuine), (e: unknown) => {
+      refused(e);
+      assert.match((e as Error).message, /1 valid approval\(s\).*2 required/);
+      return true;
+    });
   });
 });

@@ -7,9 +7,12 @@
 //                                                       node operator: make the MPC nodes (dev's, or
 //                                                       the node whose file this is) trust this owner
 //                                                       public key for ORG (--key FILE also works)
+//   custos approve --revoke-approver --org ORG --public-key HEX [--trust-file FILE]
+//                                                       node operator: those nodes never again count
+//                                                       an approval by this approver key
 // The API is --api URL (default: the running `custos dev`), the credential --token.
 // The private key never leaves this machine.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.ts';
@@ -18,6 +21,7 @@ import {
   parseApproverPublicKey,
   signWithApproverKey,
 } from '../identity/approver-keys.ts';
+import { readTrustFile } from '../mpc/authorizers/custody-approvals.ts';
 import { approvalMessage, statementMessage } from '../mpc/authorizers/custody-evidence.ts';
 import { writeAtomic } from '../roles/data-dir.ts';
 import { apiClient } from './api-client.ts';
@@ -31,6 +35,7 @@ interface ApproveOptions {
   endorse?: string;
   asset?: string;
   trustOwner?: boolean;
+  revokeApprover?: boolean;
   trustFile?: string;
   org?: string;
   api?: string;
@@ -56,34 +61,41 @@ export function registerApproveCommands(program: Command): void {
     .option('--endorse <approverKeyId>', 'owner: endorse this approver key')
     .option('--asset <assetId>', 'owner: endorse this registered token (network:SYMBOL) for signing')
     .option('--trust-owner', 'dev node operator: trust this key as an owner key of --org on the local nodes')
-    .option('--org <orgId>', 'organisation (with --trust-owner)')
+    .option(
+      '--revoke-approver',
+      'node operator: the MPC nodes (dev’s, or the node whose --trust-file this is) never count this approver key of --org again',
+    )
+    .option('--org <orgId>', 'organisation (with --trust-owner or --revoke-approver)')
     .option(
       '--trust-file <file>',
-      "with --trust-owner: a node's trusted-owners file (custos mpc-node start --trusted-owners; default: the dev nodes' DATA_DIR/mpc/trusted-owners.json)",
+      "with --trust-owner / --revoke-approver: a node's trusted-owners file (custos mpc-node start --trusted-owners; default: the dev nodes' DATA_DIR/mpc/trusted-owners.json)",
     )
     .option('--api <url>', 'API base URL (default: the running custos dev)')
     .option('--token <token>', 'access token or API key')
     .option('--data-dir <dir>', 'data directory of custos dev', './.custos')
     .option('--json', 'machine-readable output')
     .action(async (txId: string | undefined, o: ApproveOptions) => {
-      if (o.trustOwner) {
-        if (!o.org) throw new ConfigError('CUSTOS_VALIDATION', '--trust-owner needs --org');
+      if (o.trustOwner || o.revokeApprover) {
+        const flag = o.trustOwner ? '--trust-owner' : '--revoke-approver';
+        if (o.trustOwner && o.revokeApprover)
+          throw new ConfigError('CUSTOS_VALIDATION', 'give --trust-owner or --revoke-approver, not both');
+        if (!o.org) throw new ConfigError('CUSTOS_VALIDATION', `${flag} needs --org`);
         if (!o.publicKey && !o.key)
-          throw new ConfigError('CUSTOS_VALIDATION', '--trust-owner needs --public-key HEX (or --key FILE)');
+          throw new ConfigError('CUSTOS_VALIDATION', `${flag} needs --public-key HEX (or --key FILE)`);
         const publicKey = o.publicKey
           ? parseApproverPublicKey(o.publicKey)
           : parseApproverKeyFile(readFileSync(resolve(o.key!), 'utf8')).publicKey;
         const file = o.trustFile
           ? resolve(o.trustFile)
           : join(resolve(o.dataDir), 'mpc', 'trusted-owners.json');
-        const j = existsSync(file)
-          ? (JSON.parse(readFileSync(file, 'utf8')) as { orgs: Record<string, string[]> })
-          : { orgs: {} };
-        const list = new Set(j.orgs[o.org] ?? []);
-        list.add(publicKey);
-        j.orgs[o.org] = [...list];
+        const j = readTrustFile(file);
+        const lists = o.trustOwner ? j.orgs : j.revokedApprovers;
+        lists[o.org] = [...new Set([...(lists[o.org] ?? []), publicKey])];
         writeAtomic(file, `${JSON.stringify(j, null, 2)}\n`, 0o644);
-        return out(o, { trusted: publicKey, org: o.org, file });
+        return out(
+          o,
+          o.trustOwner ? { trusted: publicKey, org: o.org, file } : { revoked: publicKey, org: o.org, file },
+        );
       }
       if (!o.key) throw new ConfigError('CUSTOS_VALIDATION', 'give --key FILE (your approver key file)');
       const key = parseApproverKeyFile(readFileSync(resolve(o.key), 'utf8'));

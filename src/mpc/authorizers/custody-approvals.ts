@@ -10,13 +10,15 @@
 //      intent's derivation path;
 //   4. a warm or cold vault: at least policy.requiredApprovals (at least one) approvals over
 //      intentHash by distinct users, none the initiator, each by an approver key endorsed by a
-//      trusted owner.
+//      trusted owner and not on this node's list of revoked approver keys.
 // Anything else is a deny (with the reason in the node's log); evidence of other kinds → abstain.
 //
 // Trust anchors (owner public keys per organisation) come from the node's own configuration — a
 // JSON file in its data directory written by the node operator — never from the control plane.
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { z } from 'zod';
 import type { ChainAdapter, UnsignedTransaction } from '../../chains/types.ts';
+import { ConfigError } from '../../errors.ts';
 import type { AuthorizeDecision, AuthorizeRequest, Authorizer } from '../authorize.ts';
 import {
   approvalMessage,
@@ -31,34 +33,84 @@ import {
 export interface OwnerTrust {
   /** Owner public keys (Ed25519 hex) this node trusts for `orgId`. */
   ownerKeys(orgId: string): readonly string[];
+  /**
+   * Approver public keys (Ed25519 hex) this node's operator has revoked for `orgId`: their
+   * approvals never count here, whatever endorsement the evidence carries. An endorsement has no
+   * expiry, so this list (the node's own configuration, like the owner keys) is what makes a
+   * revocation hold against a control plane that keeps presenting the old endorsement.
+   */
+  revokedApproverKeys(orgId: string): readonly string[];
 }
 
 export class MemoryOwnerTrust implements OwnerTrust {
   readonly #keys = new Map<string, Set<string>>();
+  readonly #revoked = new Map<string, Set<string>>();
   trust(orgId: string, publicKeyHex: string): void {
-    const s = this.#keys.get(orgId) ?? new Set<string>();
-    s.add(publicKeyHex.toLowerCase());
-    this.#keys.set(orgId, s);
+    addTo(this.#keys, orgId, publicKeyHex);
+  }
+  revokeApprover(orgId: string, publicKeyHex: string): void {
+    addTo(this.#revoked, orgId, publicKeyHex);
   }
   ownerKeys(orgId: string): readonly string[] {
     return [...(this.#keys.get(orgId) ?? [])];
   }
+  revokedApproverKeys(orgId: string): readonly string[] {
+    return [...(this.#revoked.get(orgId) ?? [])];
+  }
 }
 
-/** `{"orgs": {"<orgId>": ["<ed25519 hex>", …]}}`, re-read when the file changes. */
+function addTo(m: Map<string, Set<string>>, orgId: string, publicKeyHex: string): void {
+  const s = m.get(orgId) ?? new Set<string>();
+  s.add(publicKeyHex.toLowerCase());
+  m.set(orgId, s);
+}
+
+const keyList = z.record(z.string(), z.array(z.string().regex(/^[0-9a-fA-F]{64}$/)));
+/** The node's trust file: `{"orgs": {org: [owner key…]}, "revokedApprovers": {org: [approver key…]}}`. */
+export const trustFileSchema = z
+  .object({ orgs: keyList.default({}), revokedApprovers: keyList.default({}) })
+  .strict();
+export type TrustFile = z.infer<typeof trustFileSchema>;
+
+/** Reads and validates a trust file; a missing file is an empty one. Throws on a malformed file. */
+export function readTrustFile(path: string): TrustFile {
+  if (!existsSync(path)) return { orgs: {}, revokedApprovers: {} };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError('CUSTOS_CONFIG_INVALID', `${path}: not JSON (${(e as Error).message})`);
+  }
+  const parsed = trustFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new ConfigError(
+      'CUSTOS_CONFIG_INVALID',
+      `${path}: ${i?.path.join('.') || '(root)'}: ${i?.message}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** The trust file, re-read when it changes. A malformed file throws: the node then signs nothing. */
 export class FileOwnerTrust implements OwnerTrust {
   #mtime = -1;
-  #orgs: Record<string, string[]> = {};
+  #file: TrustFile = { orgs: {}, revokedApprovers: {} };
   constructor(readonly path: string) {}
-  ownerKeys(orgId: string): readonly string[] {
-    if (!existsSync(this.path)) return [];
+  #load(): TrustFile {
+    if (!existsSync(this.path)) return { orgs: {}, revokedApprovers: {} };
     const m = statSync(this.path).mtimeMs;
     if (m !== this.#mtime) {
-      const j = JSON.parse(readFileSync(this.path, 'utf8')) as { orgs?: Record<string, string[]> };
-      this.#orgs = j.orgs ?? {};
+      this.#file = readTrustFile(this.path);
       this.#mtime = m;
     }
-    return (this.#orgs[orgId] ?? []).map((k) => k.toLowerCase());
+    return this.#file;
+  }
+  ownerKeys(orgId: string): readonly string[] {
+    return (this.#load().orgs[orgId] ?? []).map((k) => k.toLowerCase());
+  }
+  revokedApproverKeys(orgId: string): readonly string[] {
+    return (this.#load().revokedApprovers[orgId] ?? []).map((k) => k.toLowerCase());
   }
 }
 
@@ -163,9 +215,11 @@ export function custodyApprovalAuthorizer(opts: CustodyAuthorizerOptions): Autho
     // 4. Approvals.
     const required = policy.statement.tier === 'hot' ? 0 : Math.max(1, policy.statement.requiredApprovals);
     const users = new Set<string>();
+    const revoked = new Set(opts.trust.revokedApproverKeys(intent.orgId));
     const msg = approvalMessage('approve', ev.intentHash);
     for (const a of ev.approvals) {
       const e = a.endorsement;
+      if (revoked.has(a.publicKey)) continue;
       if (!owners.has(e.ownerPublicKey)) continue;
       if (e.statement.orgId !== intent.orgId || e.statement.publicKey !== a.publicKey) continue;
       if (!verifyEd25519(e.ownerPublicKey, statementMessage(e.statement), e.signature)) continue;
