@@ -69,7 +69,7 @@ export function approverKeyRoutes(deps: { identity: IdentityService }) {
           tags: ['approver-keys'],
           summary: 'Revoke an approver key',
           description:
-            'The control plane stops counting the key at once. Each MPC node stops counting it when its operator adds the public key to the node’s trust file (`custos approve --revoke-approver --org ORG --public-key HEX --trust-file FILE`): an owner’s endorsement has no expiry, so only the nodes’ own list holds against a control plane that keeps presenting it.',
+            'The control plane refuses new votes with the key at once (votes already cast stay on their withdrawals). Each MPC node stops counting it when its operator adds the public key to the node’s trust file (`custos approve --revoke-approver --org ORG --public-key HEX --trust-file FILE`): an owner’s endorsement has no expiry, so only the nodes’ own list holds against a control plane that keeps presenting it.',
           security: [{ bearer: [] }],
           params: z.object({ keyId: z.string().min(1).max(64) }),
           response: { 200: approverKeySchema, ...errors },
